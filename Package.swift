@@ -1,0 +1,35 @@
+// swift-tools-version:6.0
+//
+// evpl: an event-loop network I/O library with a C face and a Swift engine.
+// The release libevpl.so is linked by the Makefile (`make`), which adds the
+// flags that must stay out of this manifest: -static-stdlib, the SONAME and
+// the version script that exports evpl_* only.
+import PackageDescription
+
+let package = Package(
+    name: "evpl",
+    products: [
+        // The C library: libevpl.so (the Makefile links it for release).
+        .library(name: "evpl", type: .dynamic, targets: ["Evpl"]),
+        // Swift consumers: `import Evpl`.
+        .library(name: "Evpl", targets: ["Evpl"]),
+        .executable(name: "evpl-header", targets: ["evpl-header"]),
+    ],
+    targets: [
+        // The ABI's C types only: structs, enums, callback typedefs, constants.
+        .target(name: "CEvpl"),
+        // One-line forwarders for Linux APIs Glibc's module hides (_GNU_SOURCE).
+        .target(name: "CEvplLinux", cSettings: [.define("_GNU_SOURCE")]),
+        // The engine and its @_cdecl ABI layer.
+        .target(name: "Evpl", dependencies: ["CEvpl", "CEvplLinux"]),
+        // Writes include/evpl/evpl.h from the @_cdecl declarations.
+        .executableTarget(name: "evpl-header"),
+        // The generated header as a C module, for tests that call the ABI as C does.
+        .target(name: "CEvplHeader", path: "Tests/CEvplHeader"),
+        .testTarget(name: "EvplTests", dependencies: ["Evpl"]),
+        .testTarget(name: "EvplABITests", dependencies: ["Evpl", "CEvplHeader"]),
+    ],
+    // The engine uses no Swift concurrency; its threading rules are the C API's
+    // (BEHAVIOR.md §Threading model), so the Swift 5 language mode fits.
+    swiftLanguageModes: [.v5]
+)

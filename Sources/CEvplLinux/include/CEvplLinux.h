@@ -1,0 +1,56 @@
+/*
+ * Some explanation is required here: Swift's Glibc module is built without
+ * _GNU_SOURCE, so it hides accept4, sendmmsg/recvmmsg and struct mmsghdr, and
+ * macros such as the EPOLL* flags with the high bit set do not import as
+ * constants of a useful type.  Each function here is a one-line forwarder;
+ * no state, no logic, no allocation.  Prefix cevpl_, never evpl_ (the version
+ * script exports evpl_* only), and hidden visibility.
+ */
+#ifndef CEVPL_LINUX_H
+#define CEVPL_LINUX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+
+#define CEVPL_HIDDEN __attribute__((visibility("hidden")))
+
+/* struct mmsghdr mirrored (asserted in shim.c). */
+typedef struct {
+    struct msghdr msg_hdr;
+    unsigned int  msg_len;
+} cevpl_mmsghdr;
+
+static const uint32_t CEVPL_EPOLLIN = EPOLLIN;
+static const uint32_t CEVPL_EPOLLOUT = EPOLLOUT;
+static const uint32_t CEVPL_EPOLLERR = EPOLLERR;
+static const uint32_t CEVPL_EPOLLHUP = EPOLLHUP;
+static const uint32_t CEVPL_EPOLLRDHUP = EPOLLRDHUP;
+static const uint32_t CEVPL_EPOLLET = EPOLLET;
+static const uint32_t CEVPL_EPOLLEXCLUSIVE = EPOLLEXCLUSIVE;
+static const int CEVPL_MSG_TRUNC = MSG_TRUNC;
+
+CEVPL_HIDDEN int cevpl_epoll_create(void);
+CEVPL_HIDDEN int cevpl_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+CEVPL_HIDDEN int cevpl_epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout);
+/* epoll_pwait2: nanosecond timeouts (microsecond timers); < 0 waits forever. */
+CEVPL_HIDDEN int cevpl_epoll_wait_ns(int epfd, struct epoll_event *events, int maxevents, int64_t timeout_ns);
+CEVPL_HIDDEN uint64_t cevpl_epoll_event_data(const struct epoll_event *events, int i);
+CEVPL_HIDDEN uint32_t cevpl_epoll_event_events(const struct epoll_event *events, int i);
+CEVPL_HIDDEN unsigned long cevpl_epoll_event_size(void);
+
+CEVPL_HIDDEN int cevpl_eventfd(void);
+
+CEVPL_HIDDEN int cevpl_accept4(int fd, struct sockaddr *addr, socklen_t *len);
+CEVPL_HIDDEN int cevpl_sendmmsg(int fd, cevpl_mmsghdr *v, unsigned int n, int flags);
+CEVPL_HIDDEN int cevpl_recvmmsg(int fd, cevpl_mmsghdr *v, unsigned int n, int flags);
+CEVPL_HIDDEN int cevpl_socket(int domain, int type, int protocol);
+
+
+#endif

@@ -1,0 +1,245 @@
+import CEvpl
+import CEvplLinux
+import Glibc
+
+/// A connection or datagram socket: `struct evpl_bind`.  Owned by one loop;
+/// its pointer stays valid until its DISCONNECTED callback has returned, then
+/// the object waits on the loop's free list for reuse (with its rings).
+///
+/// Life cycle (one `(state, event)` table, `transition`):
+///   connecting --connected--> open --finish/peer EOF--> finishing
+///   any live state --close--> closing --completeClose--> closed (free)
+final class Bind {
+    enum State {
+        case free, connecting, open, finishing, closing
+    }
+
+    enum Kind {
+        case stream, datagram
+    }
+
+    unowned(unsafe) let loop: EventLoop
+    @exclusivity(unchecked) var state = State.free
+    @exclusivity(unchecked) var kind = Kind.stream
+    @exclusivity(unchecked) var proto = EVPL_STREAM_SOCKET_TCP
+    @exclusivity(unchecked) var fd: CInt = -1
+
+    @exclusivity(unchecked) var notify: evpl_notify_callback_t?
+    @exclusivity(unchecked) var segment: evpl_segment_callback_t?
+    @exclusivity(unchecked) var privateData: UnsafeMutableRawPointer?
+
+    /// Queued sends, each iovec holding one reference.
+    @exclusivity(unchecked) var sendQueue: IovecRing
+    /// Received stream bytes not yet taken by the application.
+    @exclusivity(unchecked) var recvQueue: IovecRing
+    /// For datagram binds: one entry per queued datagram (destination, iovec count).
+    @exclusivity(unchecked) var datagrams: DatagramRing
+    /// Cumulative bytes queued at the end of each stream send call, for SENT's msgs.
+    @exclusivity(unchecked) var messageEnds: OffsetRing
+    @exclusivity(unchecked) var queuedTotal: UInt64 = 0
+    @exclusivity(unchecked) var writtenTotal: UInt64 = 0
+
+    @exclusivity(unchecked) var sendNotifications = false
+    @exclusivity(unchecked) var sentBytes: UInt64 = 0
+    @exclusivity(unchecked) var sentMsgs: UInt64 = 0
+
+    @exclusivity(unchecked) var finishRequested = false
+    @exclusivity(unchecked) var peerClosed = false
+    @exclusivity(unchecked) var closeStatus: CInt = 0
+    /// CONNECTED was delivered (server side: after attach).
+    @exclusivity(unchecked) var announced = false
+
+    let local = Address()
+    let remote = Address()
+
+    // Intrusive links (see EventLoop).
+    @exclusivity(unchecked) var isDirty = false
+    @exclusivity(unchecked) var nextDirty: Unmanaged<Bind>?
+    @exclusivity(unchecked) var nextClosing: Unmanaged<Bind>?
+    @exclusivity(unchecked) var prevBind: Unmanaged<Bind>?
+    @exclusivity(unchecked) var nextBind: Unmanaged<Bind>?
+    @exclusivity(unchecked) var nextFree: Unmanaged<Bind>?
+
+    init(loop: EventLoop) {
+        self.loop = loop
+        let g = loop.global
+        sendQueue = IovecRing(capacity: Int(g.iovecRingSize))
+        recvQueue = IovecRing(capacity: Int(g.iovecRingSize))
+        datagrams = DatagramRing(capacity: Int(g.dgramRingSize))
+        messageEnds = OffsetRing(capacity: 64)
+    }
+
+    @inline(__always)
+    var handle: BindHandle { Unmanaged.passUnretained(self).handle }
+
+    var isLive: Bool { state == .connecting || state == .open || state == .finishing }
+
+    /// A bind from the loop's free list (or a new one), registered with the loop.
+    static func make(loop: EventLoop, proto: evpl_protocol_id, kind: Kind, fd: CInt,
+                     notify: evpl_notify_callback_t?, segment: evpl_segment_callback_t?,
+                     privateData: UnsafeMutableRawPointer?) -> Bind {
+        let b: Bind
+        if let reused = loop.freeBinds.pop() {
+            b = reused.takeUnretainedValue()
+        } else {
+            b = Bind(loop: loop)
+            _ = Unmanaged.passRetained(b)  // the loop holds every bind at +1 (released in BindFreeList.drain)
+        }
+        b.proto = proto
+        b.kind = kind
+        b.fd = fd
+        b.notify = notify
+        b.segment = segment
+        b.privateData = privateData
+        b.queuedTotal = 0
+        b.writtenTotal = 0
+        b.sendNotifications = false
+        b.sentBytes = 0
+        b.sentMsgs = 0
+        b.finishRequested = false
+        b.peerClosed = false
+        b.closeStatus = 0
+        b.announced = false
+        b.local.length = 0
+        b.remote.length = 0
+        loop.register(b)
+        return b
+    }
+
+    /// Registers the socket with the loop's epoll, edge-triggered, for both directions.
+    func watch() throws(SysError) {
+        try loop.poller.add(fd, CEVPL_EPOLLIN | CEVPL_EPOLLOUT | CEVPL_EPOLLET | CEVPL_EPOLLRDHUP,
+                            EventSource.token(.bind, Unmanaged.passUnretained(self).toOpaque()))
+    }
+
+    // MARK: Notifications
+
+    @inline(__always)
+    func deliver(_ type: Int32, status: CInt = 0) {
+        var n = evpl_notify()
+        n.notify_type = UInt32(type)
+        n.notify_status = status
+        notify?(loop.handle, handle, &n, privateData)
+    }
+
+    func announceConnected() {
+        announced = true
+        deliver(EVPL_NOTIFY_CONNECTED)
+    }
+
+    // MARK: Events
+
+    /// Readiness from epoll.  Calls user code only from a consistent state
+    /// and re-checks the state after each call (a callback may close the bind).
+    @inline(__always)
+    func handleEvent(_ flags: UInt32) {
+        switch state {
+        case .connecting:
+            guard flags & (CEVPL_EPOLLOUT | CEVPL_EPOLLERR | CEVPL_EPOLLHUP) != 0 else { return }
+            let err = Sys.socketError(fd)
+            if err != 0 {
+                close(status: err)
+                return
+            }
+            state = .open
+            Sys.localAddressInto(self)
+            announceConnected()
+            guard isLive else { return }
+            if !sendQueue.isEmpty || finishRequested { loop.markDirty(self) }
+            if flags & (CEVPL_EPOLLIN | CEVPL_EPOLLRDHUP | CEVPL_EPOLLHUP) != 0 { readReady() }
+        case .open, .finishing:
+            if flags & (CEVPL_EPOLLIN | CEVPL_EPOLLRDHUP | CEVPL_EPOLLHUP | CEVPL_EPOLLERR) != 0 {
+                readReady()
+            }
+            if flags & CEVPL_EPOLLOUT != 0 && isLive && (!sendQueue.isEmpty || !datagrams.isEmpty) {
+                loop.markDirty(self)
+            }
+        case .closing, .free:
+            return
+        }
+    }
+
+    @inline(__always)
+    private func readReady() {
+        if kind == .stream {
+            readStream()
+        } else {
+            readDatagrams()
+        }
+    }
+
+    // MARK: Closing
+
+    /// Schedules the close; DISCONNECTED follows at the end of the iteration,
+    /// exactly once, never from inside this call.  A second close is harmless.
+    func close(status: CInt) {
+        guard isLive else { return }
+        state = .closing
+        closeStatus = status
+        loop.scheduleClose(self)
+    }
+
+    /// Graceful close: no new sends; what is queued is delivered, then the
+    /// bind closes with status 0.
+    func finish() {
+        guard isLive else { return }
+        finishRequested = true
+        if state == .open { state = .finishing }
+        loop.markDirty(self)
+    }
+
+    /// End of the iteration: release everything, deliver DISCONNECTED, recycle.
+    func completeClose() {
+        if fd >= 0 {
+            Sys.close(fd)  // also removes it from epoll
+            fd = -1
+        }
+        sendQueue.releaseAll()
+        recvQueue.releaseAll()
+        datagrams.removeAll()
+        messageEnds.removeAll()
+        // The notify callback may look at the bind (addresses, protocol) during DISCONNECTED.
+        deliver(EVPL_NOTIFY_DISCONNECTED, status: closeStatus)
+        loop.unregister(self)
+        state = .free
+        notify = nil
+        segment = nil
+        privateData = nil
+        // If still linked in the dirty list (sent to, then closed, from a
+        // DISCONNECTED callback), the next flush pass unlinks it; flushing a
+        // free or reused bind is harmless.
+        loop.freeBinds.push(Unmanaged.passUnretained(self))
+    }
+}
+
+/// Closed binds waiting for reuse; the link lives in the bind, so push and pop never allocate.
+struct BindFreeList {
+    private var top: Unmanaged<Bind>?
+
+    mutating func push(_ b: Unmanaged<Bind>) {
+        b.takeUnretainedValue().nextFree = top
+        top = b
+    }
+
+    mutating func pop() -> Unmanaged<Bind>? {
+        guard let b = top else { return nil }
+        top = b.takeUnretainedValue().nextFree
+        b.takeUnretainedValue().nextFree = nil
+        return b
+    }
+
+    /// Releases every bind (the loop is being destroyed).
+    mutating func drain() {
+        while let b = pop() { b.release() }
+    }
+}
+
+extension Sys {
+    static func localAddressInto(_ b: Bind) {
+        b.local.length = withUnsafeMutablePointer(to: &b.local.storage) { localAddress(b.fd, $0) }
+    }
+
+    static func remoteAddressInto(_ b: Bind) {
+        b.remote.length = withUnsafeMutablePointer(to: &b.remote.storage) { remoteAddress(b.fd, $0) }
+    }
+}

@@ -1,0 +1,169 @@
+import CEvpl
+import CEvplLinux
+import Glibc
+import Synchronization
+
+/// A server (`struct evpl_listener`): listening sockets on any number of
+/// endpoints and protocols, and the loops attached to it.  Process-wide and
+/// thread-safe.
+///
+/// Accepting costs no thread hop: every listening socket is registered in
+/// every attached loop's epoll with EPOLLEXCLUSIVE, so the kernel wakes one
+/// loop, which accepts.  The connection then goes to the next attached loop
+/// in round-robin order: directly when that is the accepting loop, otherwise
+/// through the target loop's hand-off queue.
+final class Listener {
+    private struct State {
+        var sockets: [ListenSocket] = []
+        var bindings: [ListenerBinding] = []
+        var next = 0
+    }
+
+    private let state = Mutex(State())
+
+    var attachedCount: Int { state.withLock { $0.bindings.count } }
+
+    /// evpl_listen: 0, or −1 with a log line (port in use, bad endpoint, ...).
+    func listen(proto: evpl_protocol_id, endpoint: Endpoint) -> Int {
+        var addr = sockaddr_storage()
+        guard let len = endpoint.resolve(into: &addr) else { return -1 }
+        let fd: CInt
+        do {
+            fd = try Sys.socket(CInt(addr.ss_family), CInt(SOCK_STREAM.rawValue))
+        } catch {
+            Log.error("listener", "evpl_listen: \(error.description)")
+            return -1
+        }
+        // A port can be listened on again right after its listener is gone.
+        Sys.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        if CInt(addr.ss_family) == AF_INET6 {
+            Sys.setOption(fd, CInt(IPPROTO_IPV6), IPV6_V6ONLY, 1)
+        }
+        do {
+            try Sys.bind(fd, &addr, len)
+            try Sys.listen(fd, CInt(clamping: Library.config.maxPending))
+        } catch {
+            Log.error("listener", "evpl_listen on \(Address.format(&addr)): \(error.description)")
+            Sys.close(fd)
+            return -1
+        }
+        let socket = ListenSocket(fd: fd, proto: proto, listener: self)
+        state.withLock { s in
+            s.sockets.append(socket)
+            for b in s.bindings { b.loop.registerListenSocket(socket) }
+        }
+        return 0
+    }
+
+    func attach(_ binding: ListenerBinding) {
+        state.withLock { s in
+            s.bindings.append(binding)
+            for socket in s.sockets { binding.loop.registerListenSocket(socket) }
+        }
+    }
+
+    /// Removes `binding` (on its loop's thread); connections already handed
+    /// to that loop stay there.
+    func detach(_ binding: ListenerBinding) {
+        state.withLock { s in
+            guard let i = s.bindings.firstIndex(where: { $0 === binding }) else { return }
+            s.bindings.remove(at: i)
+            binding.attached = false
+            for socket in s.sockets { binding.loop.poller.remove(socket.fd) }
+        }
+    }
+
+    /// The loop that gets the next connection, round-robin; nil when none is attached.
+    func nextBinding() -> ListenerBinding? {
+        state.withLock { s in
+            guard !s.bindings.isEmpty else { return nil }
+            let b = s.bindings[s.next % s.bindings.count]
+            s.next &+= 1
+            return b
+        }
+    }
+
+    /// evpl_listener_destroy: closes the listening sockets.  With loops still
+    /// attached (a caller error) the sockets are closed but the objects are
+    /// kept, as a loop may still hold an event naming them.
+    func destroy() -> Bool {
+        state.withLock { s in
+            for socket in s.sockets { Sys.close(socket.fd) }
+            if !s.bindings.isEmpty {
+                for socket in s.sockets { _ = Unmanaged.passRetained(socket) }
+                s.sockets.removeAll()
+                return false
+            }
+            s.sockets.removeAll()
+            return true
+        }
+    }
+}
+
+/// One listening socket of a listener.
+final class ListenSocket {
+    let fd: CInt
+    let proto: evpl_protocol_id
+    unowned(unsafe) let listener: Listener
+
+    init(fd: CInt, proto: evpl_protocol_id, listener: Listener) {
+        self.fd = fd
+        self.proto = proto
+        self.listener = listener
+    }
+
+    /// Readable in `loop`: accept what is pending (bounded, so one busy
+    /// listener cannot starve the loop) and hand each connection out.
+    func accept(on loop: EventLoop) {
+        var peer = sockaddr_storage()
+        for _ in 0..<64 {
+            let fd: CInt?
+            do {
+                fd = try Sys.accept(self.fd, &peer)
+            } catch {
+                // EMFILE and friends: stop for this pass; level-triggered, so we retry next pass.
+                Log.error("listener", "accept: \(error.description)")
+                return
+            }
+            guard let fd else { return }
+            guard let target = listener.nextBinding() else {
+                Sys.close(fd)  // nobody attached: close, never leak
+                continue
+            }
+            if target.loop === loop {
+                TCP.accepted(fd: fd, loop: loop, binding: target, proto: proto)
+            } else {
+                target.loop.handOff(EventLoop.HandOff(fd: fd, binding: target, proto: proto))
+            }
+        }
+    }
+}
+
+/// A listener attached to one loop (`struct evpl_listener_binding`).
+final class ListenerBinding {
+    let listener: Listener
+    unowned(unsafe) let loop: EventLoop
+    let attach: evpl_attach_callback_t?
+    let privateData: UnsafeMutableRawPointer?
+    /// Cleared on detach (under the listener's lock); read by hand-offs.
+    var attached = true
+
+    init(listener: Listener, loop: EventLoop, attach: evpl_attach_callback_t?, privateData: UnsafeMutableRawPointer?) {
+        self.listener = listener
+        self.loop = loop
+        self.attach = attach
+        self.privateData = privateData
+    }
+}
+
+extension EventLoop {
+    /// Any thread (epoll_ctl is thread-safe): watch a listening socket.
+    func registerListenSocket(_ socket: ListenSocket) {
+        do {
+            try poller.add(socket.fd, CEVPL_EPOLLIN | CEVPL_EPOLLEXCLUSIVE,
+                           EventSource.token(.listenSocket, Unmanaged.passUnretained(socket).toOpaque()))
+        } catch {
+            Log.error("listener", "cannot watch a listening socket: \(error.description)")
+        }
+    }
+}

@@ -1,0 +1,333 @@
+import CEvpl
+import CEvplLinux
+import Glibc
+import Synchronization
+
+/// One event loop: `struct evpl`.  Owned by the thread that created it; every
+/// method runs on that thread except `stop` and `handOff`, which any thread
+/// may call (BEHAVIOR.md §Threading model).
+///
+/// One iteration: wait (epoll, timeout from timers, `wait_ms`, pending work
+/// or zero while busy-polling) → due timers → ready I/O → deferrals → each
+/// dirty bind's send flush → closes and their DISCONNECTED notifications.
+final class EventLoop {
+    var poller: Poller
+    let config: ThreadConfig
+    let global: GlobalConfig
+    let pool: BufferPool
+    private let wakeFd: CInt
+    private let stopRequested = Atomic<Bool>(false)
+    private let wakePending = Atomic<Bool>(false)
+
+    @exclusivity(unchecked) var timers = TimerHeap()
+    @exclusivity(unchecked) var deferrals = DeferralQueue()
+    @exclusivity(unchecked) private(set) var now: UInt64 = Sys.monotonicNanoseconds()
+    @exclusivity(unchecked) private var lastWork: UInt64 = 0
+    @exclusivity(unchecked) private var dispatching = false
+    @exclusivity(unchecked) private var removedDoorbells: [UInt64] = []
+
+    /// Binds with queued sends (or a pending finish), flushed at the end of the iteration.
+    @exclusivity(unchecked) var dirtyHead: Unmanaged<Bind>?
+    /// Binds waiting for their close to complete.
+    @exclusivity(unchecked) var closingHead: Unmanaged<Bind>?
+    /// Every open bind of this loop (for evpl_destroy), doubly linked.
+    @exclusivity(unchecked) var bindsHead: Unmanaged<Bind>?
+    /// Closed binds ready for reuse.
+    @exclusivity(unchecked) var freeBinds = BindFreeList()
+    /// Per-loop scratch for building writev/sendmmsg/recvmmsg arguments.
+    let scratch: Scratch
+    /// recv_msg.addr for datagrams, valid during one RECV_MSG callback.
+    let recvAddress = Address()
+
+    /// Accepted connections handed to this loop by another loop.
+    private let handOffs = Mutex<[HandOff]>([])
+    private let handOffCount = Atomic<Int>(0)
+    @exclusivity(unchecked) var listenerBindings: [ListenerBinding] = []
+
+    init?(config: ThreadConfig?) {
+        global = Library.config
+        self.config = config?.copy() ?? ThreadConfig()
+        do {
+            poller = try Poller(capacity: Int(global.maxPollFd))
+        } catch {
+            Log.error("core", "cannot create a loop: \(error.description)")
+            return nil
+        }
+        wakeFd = cevpl_eventfd()
+        if wakeFd < 0 {
+            Log.error("core", "cannot create a loop: eventfd: \(String(cString: strerror(errno)))")
+            return nil
+        }
+        pool = BufferPool.acquire()
+        scratch = Scratch(global)
+        do {
+            try poller.add(wakeFd, CEVPL_EPOLLIN | CEVPL_EPOLLET, EventSource.token(.wake, nil))
+        } catch {
+            Log.error("core", "cannot create a loop: \(error.description)")
+            Sys.close(wakeFd)
+            pool.retire()
+            return nil
+        }
+    }
+
+    var handle: LoopHandle { Unmanaged.passUnretained(self).handle }
+
+    // MARK: Running
+
+    /// One iteration (evpl_continue).
+    func iterate() {
+        let timeout = nextTimeout()
+        let n = poller.wait(timeoutNs: timeout)
+        now = Sys.monotonicNanoseconds()
+        var work = n
+        work += runDueTimers()
+        if n > 0 {
+            dispatch(n)
+            poller.growIfFull(n)
+        }
+        if handOffCount.load(ordering: .relaxed) > 0 { work += adoptHandOffs() }
+        if !deferrals.isEmpty { work += deferrals.run(handle) }
+        if dirtyHead != nil { work += flushDirty() }
+        if closingHead != nil { work += finishCloses() }
+        if work > 0 { lastWork = now }
+    }
+
+    /// evpl_run: iterate until evpl_stop.
+    func run() {
+        while !stopRequested.load(ordering: .relaxed) {
+            iterate()
+        }
+        stopRequested.store(false, ordering: .relaxed)
+    }
+
+    /// Any thread: make `run` return, waking the loop if it sleeps.
+    func stop() {
+        stopRequested.store(true, ordering: .relaxed)
+        wake()
+    }
+
+    /// Any thread: interrupt the current or next wait.
+    func wake() {
+        if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
+            Sys.eventfdWrite(wakeFd)
+        }
+    }
+
+    /// The epoll timeout: zero with work pending or while busy-polling,
+    /// otherwise until the next timer, bounded by wait_ms.
+    private func nextTimeout() -> Int64 {
+        if !deferrals.isEmpty || dirtyHead != nil || closingHead != nil
+            || handOffCount.load(ordering: .relaxed) > 0 || stopRequested.load(ordering: .relaxed) {
+            return 0
+        }
+        let clock = Sys.monotonicNanoseconds()
+        if config.pollMode != 0 && global.spinNs > 0 && clock &- lastWork < global.spinNs {
+            return 0
+        }
+        var timeout: Int64 = config.waitMs < 0 ? -1 : Int64(config.waitMs) * 1_000_000
+        if let deadline = timers.nextDeadline {
+            let untilTimer = deadline > clock ? Int64(deadline - clock) : 0
+            if timeout < 0 || untilTimer < timeout { timeout = untilTimer }
+        }
+        return timeout
+    }
+
+    private func runDueTimers() -> Int {
+        var ran = 0
+        while let t = timers.popDue(now: now) {
+            ran += 1
+            t.pointee.callback?(handle, t)
+        }
+        return ran
+    }
+
+    private func dispatch(_ n: Int) {
+        dispatching = true
+        for i in 0..<n {
+            let (token, flags) = poller.event(i)
+            let kind = EventSource(rawValue: token & 7) ?? .wake
+            let address = UnsafeMutableRawPointer(bitPattern: UInt(token & ~7))
+            switch kind {
+            case .bind:
+                Unmanaged<Bind>.fromOpaque(address!)._withUnsafeGuaranteedRef { $0.handleEvent(flags) }
+            case .listenSocket:
+                Unmanaged<ListenSocket>.fromOpaque(address!)._withUnsafeGuaranteedRef { $0.accept(on: self) }
+            case .wake:
+                wakePending.store(false, ordering: .sequentiallyConsistent)
+                _ = Sys.eventfdRead(wakeFd)
+            case .doorbell:
+                if !removedDoorbells.isEmpty && removedDoorbells.contains(token) { continue }
+                let d = address!.assumingMemoryBound(to: evpl_doorbell.self)
+                if Sys.eventfdRead(Doorbell.fd(d)) > 0 {
+                    Doorbell.callback(d)?(handle, d)
+                }
+            }
+        }
+        dispatching = false
+        removedDoorbells.removeAll(keepingCapacity: true)
+    }
+
+    func removeDoorbell(_ d: UnsafeMutablePointer<evpl_doorbell>) {
+        if dispatching { removedDoorbells.append(EventSource.token(.doorbell, d)) }
+        Doorbell.remove(d, loop: self)
+    }
+
+    // MARK: Dirty binds and closes
+
+    @inline(__always)
+    func markDirty(_ b: Bind) {
+        guard !b.isDirty else { return }
+        b.isDirty = true
+        b.nextDirty = dirtyHead
+        dirtyHead = Unmanaged.passUnretained(b)
+    }
+
+    private func flushDirty() -> Int {
+        var flushed = 0
+        while let head = dirtyHead {
+            dirtyHead = nil
+            var cursor: Unmanaged<Bind>? = head
+            while let c = cursor {
+                let b = c.takeUnretainedValue()
+                cursor = b.nextDirty
+                b.nextDirty = nil
+                b.isDirty = false
+                b.flush()
+                flushed += 1
+            }
+        }
+        return flushed
+    }
+
+    func scheduleClose(_ b: Bind) {
+        b.nextClosing = closingHead
+        closingHead = Unmanaged.passUnretained(b)
+    }
+
+    private func finishCloses() -> Int {
+        var closed = 0
+        while let head = closingHead {
+            closingHead = nil
+            var cursor: Unmanaged<Bind>? = head
+            while let c = cursor {
+                let b = c.takeUnretainedValue()
+                cursor = b.nextClosing
+                b.nextClosing = nil
+                b.completeClose()
+                closed += 1
+            }
+        }
+        return closed
+    }
+
+    // MARK: Bind registry
+
+    func register(_ b: Bind) {
+        b.prevBind = nil
+        b.nextBind = bindsHead
+        if let h = bindsHead { h.takeUnretainedValue().prevBind = Unmanaged.passUnretained(b) }
+        bindsHead = Unmanaged.passUnretained(b)
+    }
+
+    func unregister(_ b: Bind) {
+        if let p = b.prevBind { p.takeUnretainedValue().nextBind = b.nextBind } else { bindsHead = b.nextBind }
+        if let n = b.nextBind { n.takeUnretainedValue().prevBind = b.prevBind }
+        b.prevBind = nil
+        b.nextBind = nil
+    }
+
+    // MARK: Hand-offs from listeners
+
+    struct HandOff {
+        let fd: CInt
+        let binding: ListenerBinding
+        let proto: evpl_protocol_id
+    }
+
+    /// Any thread: queue an accepted connection for this loop and wake it.
+    func handOff(_ h: HandOff) {
+        handOffs.withLock { $0.append(h) }
+        handOffCount.wrappingAdd(1, ordering: .releasing)
+        wake()
+    }
+
+    private func adoptHandOffs() -> Int {
+        let list = handOffs.withLock { l -> [HandOff] in
+            let all = l
+            l.removeAll()
+            return all
+        }
+        handOffCount.wrappingSubtract(list.count, ordering: .relaxed)
+        for h in list {
+            if h.binding.attached {
+                TCP.accepted(fd: h.fd, loop: self, binding: h.binding, proto: h.proto)
+            } else {
+                Sys.close(h.fd)  // detached meanwhile: never leak the connection
+            }
+        }
+        return list.count
+    }
+
+    // MARK: Teardown
+
+    /// evpl_destroy: closes every bind (each gets its DISCONNECTED), detaches
+    /// from listeners, and releases everything.
+    func destroy() {
+        closeAllBinds()
+        while !deferrals.isEmpty { _ = deferrals.run(handle) }
+        freeBinds.drain()
+        Sys.close(wakeFd)
+        pool.retire()
+    }
+
+    /// Detaches from listeners and closes every bind, delivering each DISCONNECTED.
+    func closeAllBinds() {
+        for binding in listenerBindings { binding.listener.detach(binding) }
+        listenerBindings.removeAll()
+        _ = adoptHandOffs()
+        var rounds = 0
+        while bindsHead != nil || closingHead != nil || dirtyHead != nil {
+            var cursor = bindsHead
+            while let c = cursor {
+                let b = c.takeUnretainedValue()
+                cursor = b.nextBind
+                b.close(status: 0)
+            }
+            if dirtyHead != nil { _ = flushDirty() }
+            if closingHead != nil { _ = finishCloses() }
+            rounds += 1
+            if rounds > 1000 { break }  // callbacks that keep creating binds
+        }
+    }
+}
+
+/// Per-loop scratch arrays for system call arguments, allocated once.
+final class Scratch {
+    let iov: UnsafeMutablePointer<iovec>
+    let iovCapacity: Int
+    let msgs: UnsafeMutablePointer<cevpl_mmsghdr>
+    let addrs: UnsafeMutablePointer<sockaddr_storage>
+    let msgIov: UnsafeMutablePointer<iovec>
+    let batch: Int
+    let messageIovecs: UnsafeMutablePointer<evpl_iovec>
+    let messageIovecCapacity: Int
+
+    init(_ g: GlobalConfig) {
+        iovCapacity = Int(min(max(g.maxNumIovec, 64), 1024))
+        iov = .allocate(capacity: iovCapacity)
+        batch = Int(max(g.maxDatagramBatch, 1))
+        msgs = .allocate(capacity: batch)
+        addrs = .allocate(capacity: batch)
+        msgIov = .allocate(capacity: batch * iovCapacity)
+        messageIovecCapacity = Int(max(g.maxNumIovec, 1))
+        messageIovecs = .allocate(capacity: messageIovecCapacity)
+    }
+
+    deinit {
+        iov.deallocate()
+        msgs.deallocate()
+        addrs.deallocate()
+        msgIov.deallocate()
+        messageIovecs.deallocate()
+    }
+}

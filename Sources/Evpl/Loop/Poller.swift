@@ -1,0 +1,73 @@
+import CEvplLinux
+import Glibc
+
+/// What an epoll registration points at.  The 64-bit epoll data word holds an
+/// object address with the kind in its low 3 bits (objects are at least
+/// 8-byte aligned), so dispatch is a switch over concrete types, never an
+/// existential.
+enum EventSource: UInt64 {
+    case bind = 0          // Unmanaged<Bind>
+    case listenSocket = 1  // Unmanaged<ListenSocket>
+    case wake = 2          // the loop's own eventfd (evpl_stop, hand-offs)
+    case doorbell = 3      // UnsafeMutablePointer<evpl_doorbell>
+
+    @inline(__always)
+    static func token(_ kind: EventSource, _ p: UnsafeRawPointer?) -> UInt64 {
+        UInt64(UInt(bitPattern: p)) | kind.rawValue
+    }
+}
+
+/// The loop's epoll instance and its event array, which doubles when a wait fills it.
+struct Poller: ~Copyable {
+    let epfd: CInt
+    private var events: UnsafeMutableRawPointer
+    private var capacity: Int
+    private let eventSize = Int(cevpl_epoll_event_size())
+
+    init(capacity: Int) throws(SysError) {
+        let fd = cevpl_epoll_create()
+        if fd < 0 { throw SysError(errno: errno, call: "epoll_create1") }
+        epfd = fd
+        self.capacity = max(capacity, 16)
+        events = .allocate(byteCount: self.capacity * eventSize, alignment: 8)
+    }
+
+    deinit {
+        events.deallocate()
+        Sys.close(epfd)
+    }
+
+    /// Registers `fd` once, edge-triggered or level-triggered as asked.
+    func add(_ fd: CInt, _ events: UInt32, _ token: UInt64) throws(SysError) {
+        if cevpl_epoll_ctl(epfd, EPOLL_CTL_ADD, fd, events, token) != 0 {
+            throw SysError(errno: errno, call: "epoll_ctl")
+        }
+    }
+
+    func remove(_ fd: CInt) {
+        _ = cevpl_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
+    /// Waits up to `timeoutNs` (< 0: forever); returns the number of events.
+    mutating func wait(timeoutNs: Int64) -> Int {
+        let n = events.withMemoryRebound(to: epoll_event.self, capacity: capacity) {
+            cevpl_epoll_wait_ns(epfd, $0, CInt(capacity), timeoutNs)
+        }
+        return n < 0 ? 0 : Int(n)  // EINTR: an empty pass
+    }
+
+    @inline(__always)
+    func event(_ i: Int) -> (token: UInt64, flags: UInt32) {
+        events.withMemoryRebound(to: epoll_event.self, capacity: capacity) {
+            (cevpl_epoll_event_data($0, CInt(i)), cevpl_epoll_event_events($0, CInt(i)))
+        }
+    }
+
+    /// Doubles the event array after a wait that filled it.
+    mutating func growIfFull(_ n: Int) {
+        guard n == capacity, capacity < 4096 else { return }
+        events.deallocate()
+        capacity *= 2
+        events = .allocate(byteCount: capacity * eventSize, alignment: 8)
+    }
+}

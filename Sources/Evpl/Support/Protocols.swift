@@ -1,0 +1,52 @@
+import CEvpl
+
+/// What the library knows about each protocol id.
+enum Protocols {
+    static let names: [(String, evpl_protocol_id)] = [
+        ("DATAGRAM_SOCKET_UDP", EVPL_DATAGRAM_SOCKET_UDP),
+        ("DATAGRAM_RDMACM_RC", EVPL_DATAGRAM_RDMACM_RC),
+        ("DATAGRAM_RDMACM_UD", EVPL_DATAGRAM_RDMACM_UD),
+        ("STREAM_SOCKET_TCP", EVPL_STREAM_SOCKET_TCP),
+        ("STREAM_XLIO_TCP", EVPL_STREAM_XLIO_TCP),
+        ("STREAM_IO_URING_TCP", EVPL_STREAM_IO_URING_TCP),
+        ("STREAM_RDMACM_RC", EVPL_STREAM_RDMACM_RC),
+        ("STREAM_SOCKET_TLS", EVPL_STREAM_SOCKET_TLS),
+    ]
+
+    static func isValid(_ id: evpl_protocol_id) -> Bool {
+        id.rawValue < EVPL_NUM_PROTO.rawValue
+    }
+
+    static func name(_ id: evpl_protocol_id) -> String {
+        names.first { $0.1 == id }?.0 ?? "protocol \(id.rawValue)"
+    }
+
+    static func isStream(_ id: evpl_protocol_id) -> Bool {
+        switch id {
+        case EVPL_STREAM_SOCKET_TCP, EVPL_STREAM_XLIO_TCP, EVPL_STREAM_IO_URING_TCP,
+             EVPL_STREAM_RDMACM_RC, EVPL_STREAM_SOCKET_TLS:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// nil when usable now; otherwise why not (for the one log line).
+    static func unavailableReason(_ id: evpl_protocol_id) -> String? {
+        let g = Library.config
+        switch id {
+        case EVPL_STREAM_SOCKET_TCP, EVPL_DATAGRAM_SOCKET_UDP:
+            return nil
+        case EVPL_STREAM_IO_URING_TCP:
+            return g.ioUringEnabled == 0 ? "disabled by io_uring_enabled" : "the io_uring transport is not built yet"
+        case EVPL_DATAGRAM_RDMACM_RC, EVPL_DATAGRAM_RDMACM_UD, EVPL_STREAM_RDMACM_RC:
+            return g.rdmacmEnabled == 0 ? "disabled by rdmacm_enabled" : "the RDMA transports are not built yet"
+        case EVPL_STREAM_XLIO_TCP:
+            return g.xlioEnabled == 0 ? "disabled by xlio_enabled" : "the XLIO transport is not built yet"
+        case EVPL_STREAM_SOCKET_TLS:
+            return "the TLS transport is not built"
+        default:
+            return "unknown protocol id \(id.rawValue)"
+        }
+    }
+}

@@ -1,0 +1,191 @@
+import CEvpl
+import CEvplLinux
+import Glibc
+
+/// DATAGRAM_SOCKET_UDP: datagrams received in recvmmsg batches straight into
+/// pool buffers (one slot of max_datagram_size each) and sent in sendmmsg
+/// batches from the send queue.
+enum UDP {
+    /// evpl_bind: a UDP socket bound to `endpoint`; nil (with a log line) on failure.
+    static func bind(loop: EventLoop, endpoint: Endpoint, notify: evpl_notify_callback_t?,
+                     privateData: UnsafeMutableRawPointer?) -> Bind? {
+        var mine = sockaddr_storage()
+        guard let mineLength = endpoint.resolve(into: &mine) else { return nil }
+        let fd: CInt
+        do {
+            fd = try Sys.socket(CInt(mine.ss_family), CInt(SOCK_DGRAM.rawValue))
+            try Sys.bind(fd, &mine, mineLength)
+        } catch {
+            Log.error("udp", "evpl_bind \(Address.format(&mine)): \(error.description)")
+            return nil
+        }
+        let b = Bind.make(loop: loop, proto: EVPL_DATAGRAM_SOCKET_UDP, kind: .datagram, fd: fd,
+                          notify: notify, segment: nil, privateData: privateData)
+        b.state = .open
+        Sys.localAddressInto(b)
+        do {
+            try b.watch()
+        } catch {
+            Log.error("udp", "evpl_bind: \(error.description)")
+            b.close(status: error.errno)
+        }
+        return b
+    }
+}
+
+extension Bind {
+    /// Receives batches until one comes back short; one RECV_MSG per datagram.
+    func readDatagrams() {
+        let s = loop.scratch
+        let slot = Int(loop.global.maxDatagramSize)
+        let batch = s.batch
+        while isLive {
+            // One slot per datagram; +1 byte so an oversize datagram shows up as MSG_TRUNC.
+            let stride = slot + 1
+            guard let (base, room) = loop.pool.reserve(minimum: stride) else {
+                Log.error("udp", "out of buffer memory; datagrams left in the socket")
+                return
+            }
+            let k = min(batch, room / stride)
+            for i in 0..<k {
+                s.msgIov[i] = iovec(iov_base: base + i * stride, iov_len: stride)
+                s.msgs[i].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(s.addrs + i),
+                                           msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
+                                           msg_iov: s.msgIov + i, msg_iovlen: 1,
+                                           msg_control: nil, msg_controllen: 0, msg_flags: 0)
+                s.msgs[i].msg_len = 0
+            }
+            let r: IOResult
+            do {
+                r = try Sys.recvmmsg(fd, s.msgs, k)
+            } catch {
+                // ICMP errors (ECONNREFUSED from an earlier send) are reported here; the socket lives on.
+                Log.debug("udp", "recvmmsg: \(error.description)")
+                continue
+            }
+            guard case .done(let got) = r, got > 0 else { return }
+            // The datagrams sit in slots [0, got) of the reserved run: take the
+            // whole run at once, then hand each datagram its own reference.
+            let span = loop.pool.commit(base, (got - 1) * stride + Int(s.msgs[got - 1].msg_len))
+            let buffer = Unmanaged<Buffer>.fromOpaque(span.private_data!)
+            buffer._withUnsafeGuaranteedRef { $0.retain(got) }
+            Iovec.release(span)
+            for i in 0..<got {
+                let len = Int(s.msgs[i].msg_len)
+                var v = evpl_iovec(data: base + i * stride, length: len, buffer: buffer.takeUnretainedValue())
+                if len > slot || s.msgs[i].msg_hdr.msg_flags & CEVPL_MSG_TRUNC != 0 {
+                    Log.error("udp", "dropped a datagram larger than max_datagram_size (\(slot))")
+                    Iovec.release(v)
+                    continue
+                }
+                guard isLive else {
+                    Iovec.release(v)
+                    continue
+                }
+                loop.recvAddress.storage = s.addrs[i]
+                loop.recvAddress.length = s.msgs[i].msg_hdr.msg_namelen
+                var n = evpl_notify()
+                n.notify_type = UInt32(EVPL_NOTIFY_RECV_MSG)
+                n.recv_msg.iovec = withUnsafeMutablePointer(to: &v) { p in
+                    s.messageIovecs.initialize(to: p.pointee)
+                    return s.messageIovecs
+                }
+                n.recv_msg.niov = 1
+                n.recv_msg.length = UInt32(len)
+                n.recv_msg.addr = Unmanaged.passUnretained(loop.recvAddress).handle
+                notify?(loop.handle, handle, &n, privateData)
+            }
+            if got < k { return }
+        }
+    }
+
+    /// Queues one datagram to `address` (copying `length` bytes).
+    func sendTo(_ address: UnsafePointer<sockaddr_storage>, _ addressLength: socklen_t,
+                _ data: UnsafeRawPointer, _ length: Int) {
+        guard isLive && !finishRequested else { return }
+        guard checkDatagramSize(length) else { return }
+        let before = sendQueue.count
+        guard copyIn(data, length) else {
+            Log.error("udp", "out of buffer memory; datagram dropped")
+            return
+        }
+        queueDatagram(address, addressLength, niov: sendQueue.count - before, length: length)
+    }
+
+    /// Queues one datagram made of the first `length` bytes of `iovecs`.
+    func sendTov(_ address: UnsafePointer<sockaddr_storage>, _ addressLength: socklen_t,
+                 _ iovecs: UnsafeMutablePointer<evpl_iovec>, _ count: Int, _ length: Int, takeRef: Bool) {
+        guard isLive && !finishRequested, checkDatagramSize(length) else {
+            if takeRef { for i in 0..<count { Iovec.release(iovecs + i) } }
+            return
+        }
+        let niov = queueIovecs(iovecs, count, length, takeRef: takeRef)
+        queueDatagram(address, addressLength, niov: niov, length: length)
+    }
+
+    private func checkDatagramSize(_ length: Int) -> Bool {
+        let limit = Int(loop.global.maxDatagramSize)
+        if length > limit {
+            Log.error("udp", "datagram of \(length) bytes exceeds max_datagram_size (\(limit)); not sent")
+            return false
+        }
+        return true
+    }
+
+    @inline(__always)
+    private func queueDatagram(_ address: UnsafePointer<sockaddr_storage>, _ addressLength: socklen_t,
+                               niov: Int, length: Int) {
+        datagrams.append(Datagram(address: address.pointee, addressLength: addressLength, niov: niov, length: length))
+        loop.markDirty(self)
+    }
+
+    /// sendmmsg batches until the queue is empty or the kernel pushes back.
+    /// A datagram the kernel refuses (EMSGSIZE, unreachable, refused) is
+    /// dropped and the batch goes on; UDP errors never close the bind.
+    func flushDatagrams() {
+        let s = loop.scratch
+        let nameOffset = MemoryLayout<Datagram>.offset(of: \Datagram.address)!
+        while !datagrams.isEmpty {
+            let k = min(datagrams.count, s.batch)
+            var iovIndex = 0
+            for i in 0..<k {
+                // Message i uses its own iovCapacity-sized run of msgIov; a
+                // datagram has at most max_num_iovec (<= iovCapacity) iovecs.
+                let d = datagrams.at(i)
+                let iovBase = s.msgIov + i * s.iovCapacity
+                for j in 0..<d.pointee.niov {
+                    let v = sendQueue.at(iovIndex + j)
+                    iovBase[j] = iovec(iov_base: v.pointee.data, iov_len: Int(v.pointee.length))
+                }
+                iovIndex += d.pointee.niov
+                s.msgs[i].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(d) + nameOffset,
+                                           msg_namelen: d.pointee.addressLength,
+                                           msg_iov: iovBase, msg_iovlen: d.pointee.niov,
+                                           msg_control: nil, msg_controllen: 0, msg_flags: 0)
+            }
+            let r: IOResult
+            do {
+                r = try Sys.sendmmsg(fd, s.msgs, k)
+            } catch {
+                // sendmmsg reports an error only for the first datagram of the batch.
+                Log.debug("udp", "datagram dropped: \(error.description)")
+                completeDatagrams(1)
+                continue
+            }
+            guard case .done(let sent) = r else { break }
+            completeDatagrams(sent)
+            if sent < k && sent == 0 { break }
+        }
+        notifySent()
+    }
+
+    private func completeDatagrams(_ n: Int) {
+        for _ in 0..<n {
+            let d = datagrams.at(0).pointee
+            sendQueue.consume(d.length)
+            sentBytes &+= UInt64(d.length)
+            sentMsgs &+= 1
+            datagrams.removeFirst()
+        }
+    }
+}
