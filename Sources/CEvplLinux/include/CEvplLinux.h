@@ -35,6 +35,9 @@ static const uint32_t CEVPL_EPOLLRDHUP = EPOLLRDHUP;
 static const uint32_t CEVPL_EPOLLET = EPOLLET;
 static const uint32_t CEVPL_EPOLLEXCLUSIVE = EPOLLEXCLUSIVE;
 static const int CEVPL_MSG_TRUNC = MSG_TRUNC;
+/* SOCK_* are enum constants in glibc that the static SDK's Glibc module hides. */
+static const int CEVPL_SOCK_STREAM = SOCK_STREAM;
+static const int CEVPL_SOCK_DGRAM = SOCK_DGRAM;
 
 CEVPL_HIDDEN int cevpl_epoll_create(void);
 CEVPL_HIDDEN int cevpl_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);

@@ -59,8 +59,9 @@ public func evpl_listener_destroy(_ listener: ListenerHandle?) {
 public func evpl_listener_attach(_ evpl: LoopHandle?, _ listener: ListenerHandle?,
                                  _ attach_callback: evpl_attach_callback_t?,
                                  _ private_data: UnsafeMutableRawPointer?) -> ListenerBindingHandle? {
-    guard let loop = Unmanaged<EventLoop>.borrow(evpl), let l = Unmanaged<Listener>.borrow(listener) else {
-        Log.misuse("evpl_listener_attach", "NULL loop or listener")
+    guard let loop = Unmanaged<EventLoop>.borrow(evpl), let l = Unmanaged<Listener>.borrow(listener),
+          attach_callback != nil else {
+        Log.misuse("evpl_listener_attach", "NULL loop, listener or attach callback")
         return nil
     }
     let binding = ListenerBinding(listener: l, loop: loop, attach: attach_callback, privateData: private_data)
@@ -108,6 +109,10 @@ public func evpl_connect(_ evpl: LoopHandle?, _ protocol_id: evpl_protocol_id, _
         return nil
     }
     if refuse("evpl_connect", protocol_id, stream: true) { return nil }
+    guard notify_callback != nil else {
+        Log.misuse("evpl_connect", "NULL notify callback")
+        return nil
+    }
     return TCP.connect(loop: loop, proto: protocol_id, local: Unmanaged<Endpoint>.borrow(local_endpoint),
                        remote: remote, notify: notify_callback, segment: segment_callback,
                        privateData: private_data)?.handle
@@ -124,6 +129,10 @@ public func evpl_bind(_ evpl: LoopHandle?, _ protocol: evpl_protocol_id, _ endpo
         return nil
     }
     if refuse("evpl_bind", `protocol`, stream: false) { return nil }
+    guard callback != nil else {
+        Log.misuse("evpl_bind", "NULL notify callback")
+        return nil
+    }
     return UDP.bind(loop: loop, endpoint: ep, notify: callback, privateData: private_data)?.handle
 }
 
@@ -201,8 +210,9 @@ private func sendDatagram(_ function: StaticString, _ evpl: LoopHandle?, _ bind:
     guard let toLength = destination(b, address: address, endpoint: endpoint, &to) else {
         return Log.misuse(function, "NULL or unresolvable destination")
     }
-    var empty: UInt8 = 0
-    b.sendTo(&to, toLength, buffer ?? UnsafeRawPointer(&empty), Int(length))
+    withUnsafeBytes(of: UInt8(0)) { empty in
+        b.sendTo(&to, toLength, buffer ?? empty.baseAddress!, Int(length))
+    }
 }
 
 private func sendDatagramv(_ function: StaticString, _ evpl: LoopHandle?, _ bind: BindHandle?,

@@ -146,10 +146,10 @@ final class Bind {
             announceConnected()
             guard isLive else { return }
             if !sendQueue.isEmpty || finishRequested { loop.markDirty(self) }
-            if flags & (CEVPL_EPOLLIN | CEVPL_EPOLLRDHUP | CEVPL_EPOLLHUP) != 0 { readReady() }
+            if flags & (CEVPL_EPOLLIN | CEVPL_EPOLLRDHUP | CEVPL_EPOLLHUP) != 0 { readReady(flags) }
         case .open, .finishing:
             if flags & (CEVPL_EPOLLIN | CEVPL_EPOLLRDHUP | CEVPL_EPOLLHUP | CEVPL_EPOLLERR) != 0 {
-                readReady()
+                readReady(flags)
             }
             if flags & CEVPL_EPOLLOUT != 0 && isLive && (!sendQueue.isEmpty || !datagrams.isEmpty) {
                 loop.markDirty(self)
@@ -160,9 +160,11 @@ final class Bind {
     }
 
     @inline(__always)
-    private func readReady() {
+    private func readReady(_ flags: UInt32) {
         if kind == .stream {
-            readStream()
+            // With the peer's FIN (or an error) already reported in this edge,
+            // read to the end: no later edge will announce it again.
+            readStream(toEnd: flags & (CEVPL_EPOLLRDHUP | CEVPL_EPOLLHUP | CEVPL_EPOLLERR) != 0)
         } else {
             readDatagrams()
         }

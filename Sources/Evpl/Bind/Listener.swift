@@ -29,7 +29,7 @@ final class Listener {
         guard let len = endpoint.resolve(into: &addr) else { return -1 }
         let fd: CInt
         do {
-            fd = try Sys.socket(CInt(addr.ss_family), CInt(SOCK_STREAM.rawValue))
+            fd = try Sys.socket(CInt(addr.ss_family), CEVPL_SOCK_STREAM)
         } catch {
             Log.error("listener", "evpl_listen: \(error.description)")
             return -1

@@ -1,3 +1,4 @@
+import CEvplLinux
 import Glibc
 import Synchronization
 
@@ -62,7 +63,7 @@ final class Endpoint {
         if let hit { return hit }
         guard let host else { return nil }
         var hints = addrinfo()
-        hints.ai_socktype = CInt(SOCK_STREAM.rawValue)
+        hints.ai_socktype = CEVPL_SOCK_STREAM
         hints.ai_family = AF_UNSPEC
         var result: UnsafeMutablePointer<addrinfo>?
         let rc = getaddrinfo(host, String(port), &hints, &result)

@@ -18,7 +18,7 @@ enum TCP {
         guard let peerLength = remote.resolve(into: &peer) else { return nil }
         let fd: CInt
         do {
-            fd = try Sys.socket(CInt(peer.ss_family), CInt(SOCK_STREAM.rawValue))
+            fd = try Sys.socket(CInt(peer.ss_family), CEVPL_SOCK_STREAM)
         } catch {
             Log.error("tcp", "evpl_connect: \(error.description)")
             return nil
@@ -83,7 +83,7 @@ enum TCP {
 
 extension Bind {
     /// Reads until the socket is drained, then tells the application once.
-    func readStream() {
+    func readStream(toEnd: Bool) {
         var got = false
         while true {
             guard let (p, room) = loop.pool.reserve(minimum: TCP.minimumRead) else {
@@ -110,7 +110,7 @@ extension Bind {
             case .done(let n):
                 recvQueue.appendMerging(loop.pool.commit(p, n))
                 got = true
-                if n < room {  // short read: drained (a later arrival raises a new edge)
+                if n < room && !toEnd {  // short read: drained (a later arrival raises a new edge)
                     delivered(newBytes: true)
                     return
                 }

@@ -13,7 +13,7 @@ enum UDP {
         guard let mineLength = endpoint.resolve(into: &mine) else { return nil }
         let fd: CInt
         do {
-            fd = try Sys.socket(CInt(mine.ss_family), CInt(SOCK_DGRAM.rawValue))
+            fd = try Sys.socket(CInt(mine.ss_family), CEVPL_SOCK_DGRAM)
             try Sys.bind(fd, &mine, mineLength)
         } catch {
             Log.error("udp", "evpl_bind \(Address.format(&mine)): \(error.description)")

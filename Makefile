@@ -1,0 +1,155 @@
+# evpl: build, check and install libevpl.so (GNU make).
+#
+#   make / make all      release libevpl.so (Swift runtime linked in) + header, in build/
+#   make header          regenerate include/evpl/evpl.h from the @_cdecl declarations
+#   make check-abi       header up to date, exports == header, layouts, header compiles
+#   make ctests          build and run the C tests (ctests/test_*.c)
+#   make test            swift build + swift test, then all, ctests, check-abi
+#   make test-asan       the C tests against an AddressSanitizer build (build/asan/)
+#   make valgrind        the C tests under valgrind (VALGRIND_SKIP="test_a test_b")
+#   make install         PREFIX=/usr/local: lib, include, lib/pkgconfig/evpl.pc
+#   make run             build, then examples/demo.sh
+#   make bench           install into build/prefix, then ../shared/bench/run.sh
+#   make clean
+
+PREFIX ?= /usr/local
+SWIFT ?= swift
+CC ?= gcc
+CXX ?= g++
+# make's built-in defaults (cc, g++) do not count as a choice.
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+ifeq ($(origin CXX),default)
+CXX := g++
+endif
+CLANG ?= clang
+# The sanitizer runtime must match the one swiftc instruments for: the
+# toolchain's clang (lld avoids gold's warnings about the runtime's symbols).
+ASAN_CC ?= $(CLANG) -fuse-ld=lld
+ASAN_CFLAGS := -fsanitize=address -fno-omit-frame-pointer -g -std=c11 -Wall -Wextra -pthread \
+               -Ibuild/asan/include
+ASAN_LDFLAGS := -Lbuild/asan/lib -levpl -Wl,-rpath,$(CURDIR)/build/asan/lib
+
+VERSION := 0.1.0
+SOMAJOR := 0
+LIBNAME := libevpl.so
+SONAME := $(LIBNAME).$(SOMAJOR)
+LIBFILE := $(LIBNAME).$(VERSION)
+LIB := build/lib/$(LIBFILE)
+HEADER := include/evpl/evpl.h
+
+# The dynamic library product, linked self-contained: static Swift runtime,
+# our SONAME, and a version script that exports evpl_* only.
+LINK_FLAGS := -Xswiftc -static-stdlib -Xlinker -soname=$(SONAME) \
+              -Xlinker --version-script=$(CURDIR)/evpl.map
+RELEASE_BUILD := $(SWIFT) build -c release --product evpl $(LINK_FLAGS)
+ASAN_BUILD := $(SWIFT) build -c debug --product evpl -Xswiftc -sanitize=address $(LINK_FLAGS) \
+              --scratch-path .build-asan
+# NEEDED entries a self-contained libevpl.so must not have.
+FORBIDDEN_NEEDED := swift|Foundation|dispatch|BlocksRuntime|rdma|ibverbs|xlio
+
+CTEST_SRCS := $(wildcard ctests/test_*.c)
+CTEST_NAMES := $(patsubst ctests/%.c,%,$(CTEST_SRCS))
+CTEST_BINS := $(addprefix build/ctests/,$(CTEST_NAMES))
+CTEST_HDRS := $(wildcard ctests/*.h)
+CTEST_CFLAGS := -std=c11 -Wall -Wextra -Werror -pthread
+VALGRIND := valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite
+VALGRIND_SKIP ?=
+VALGRIND_TIMEOUT ?= 900
+
+.PHONY: all header check-abi ctests ctests-build test test-asan valgrind install run bench clean FORCE
+
+all: $(LIB) build/include/evpl/evpl.h
+
+# Swift decides whether anything needs relinking; the copy (and so the
+# relinking of the C tests) happens only when the library changed.  The
+# SONAME must be ours, and nothing from Swift, RDMA or XLIO may be NEEDED.
+$(LIB): FORCE
+	$(RELEASE_BUILD)
+	@set -e; so="$$($(SWIFT) build -c release --show-bin-path)/$(LIBNAME)"; \
+	readelf -d "$$so" | grep -q 'SONAME.*\[$(SONAME)\]' || \
+	  { echo "error: $$so: SONAME is not $(SONAME)" >&2; exit 1; }; \
+	if readelf -d "$$so" | grep NEEDED | grep -E '$(FORBIDDEN_NEEDED)' >&2; then \
+	  echo "error: $$so needs the libraries above; it must be self-contained" >&2; exit 1; \
+	fi; \
+	mkdir -p build/lib; \
+	cmp -s "$$so" $@ || install -m 0755 "$$so" $@; \
+	ln -sf $(LIBFILE) build/lib/$(SONAME); \
+	ln -sf $(SONAME) build/lib/$(LIBNAME)
+
+build/include/evpl/evpl.h: $(HEADER)
+	@mkdir -p $(@D)
+	cp $< $@
+
+header:
+	$(SWIFT) build --product evpl-header
+	"$$($(SWIFT) build --show-bin-path)/evpl-header" "$(CURDIR)" $(HEADER)
+
+check-abi: all
+	CC="$(CC)" CXX="$(CXX)" CLANG="$(CLANG)" SWIFT="$(SWIFT)" bash scripts/check-abi.sh
+
+# ---- C tests ---------------------------------------------------------------
+
+ctests: ctests-build
+	bash ctests/run.sh build/ctests
+
+ctests-build: all $(CTEST_BINS)
+
+build/ctests/%: ctests/%.c $(CTEST_HDRS) build/include/evpl/evpl.h $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CTEST_CFLAGS) -Ibuild/include -o $@ $< -Lbuild/lib -levpl -Wl,-rpath,$(CURDIR)/build/lib
+
+test:
+	$(SWIFT) build
+	$(SWIFT) test
+	$(MAKE) all ctests check-abi
+
+# AddressSanitizer: a debug libevpl.so instrumented by swiftc, and the C tests
+# built with clang -fsanitize=address so that they carry the same runtime.
+# No -Werror here: `make ctests` is where warnings are judged.
+test-asan:
+	$(ASAN_BUILD)
+	@set -e; so="$$($(ASAN_BUILD) --show-bin-path)/$(LIBNAME)"; \
+	mkdir -p build/asan/lib build/asan/include/evpl build/asan/ctests; \
+	install -m 0755 "$$so" build/asan/lib/$(SONAME); \
+	ln -sf $(SONAME) build/asan/lib/$(LIBNAME); \
+	cp $(HEADER) build/asan/include/evpl/evpl.h
+	@set -e; for t in $(CTEST_NAMES); do \
+	  cmd="$(ASAN_CC) $(ASAN_CFLAGS) -o build/asan/ctests/$$t ctests/$$t.c $(ASAN_LDFLAGS)"; \
+	  echo "$$cmd"; $$cmd; \
+	done
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 bash ctests/run.sh build/asan/ctests
+
+valgrind: ctests-build
+	EVPL_TEST_WRAPPER="$(VALGRIND)" EVPL_TEST_LOGDIR=build/valgrind \
+	EVPL_TEST_TIMEOUT=$(VALGRIND_TIMEOUT) EVPL_TEST_SKIP="$(VALGRIND_SKIP)" \
+	bash ctests/run.sh build/ctests
+
+# ---- install, run, bench ---------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/evpl
+	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/$(LIBFILE)
+	ln -sf $(LIBFILE) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/$(LIBNAME)
+	install -m 0644 $(HEADER) $(DESTDIR)$(PREFIX)/include/evpl/evpl.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' pkgconfig/evpl.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/evpl.pc
+
+run: all
+	@if [ -f examples/demo.sh ]; then \
+	  bash examples/demo.sh; \
+	else \
+	  echo "make run: examples/demo.sh does not exist yet"; \
+	fi
+
+bench:
+	$(MAKE) install PREFIX=$(CURDIR)/build/prefix
+	bash $(CURDIR)/../shared/bench/run.sh $(CURDIR)/build/prefix
+
+clean:
+	rm -rf build .build-asan
+	$(SWIFT) package clean
+
+FORCE:

@@ -1,0 +1,165 @@
+/* protocols: STREAM_SOCKET_TCP */
+/*
+ * Connecting to a port nobody listens on: evpl_connect returns a bind at once
+ * (it never blocks), no callback runs inside evpl_connect, and the loop then
+ * delivers exactly one DISCONNECTED with notify_status ECONNREFUSED and no
+ * CONNECTED.  Over 127.0.0.1 and ::1.  Also: evpl_close on a bind whose
+ * connect is still pending gives exactly one DISCONNECTED (0, or the refusal
+ * if that was already known) and the loop goes on working.
+ */
+#include "harness.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static enum evpl_protocol_id proto;
+
+static int
+free_port(const char *addr)
+{
+    int v6 = strchr(addr, ':') != NULL;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof ss);
+    if (v6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
+        s6->sin6_family = AF_INET6;
+        if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1) return -1;
+        sl = sizeof *s6;
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
+        s4->sin_family = AF_INET;
+        if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1) return -1;
+        sl = sizeof *s4;
+    }
+    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    if (bind(fd, (struct sockaddr *) &ss, sl) != 0) { close(fd); return -1; }
+    if (getsockname(fd, (struct sockaddr *) &ss, &sl) != 0) { close(fd); return -1; }
+    close(fd);
+    return v6 ? ntohs(((struct sockaddr_in6 *) &ss)->sin6_port)
+              : ntohs(((struct sockaddr_in *) &ss)->sin_port);
+}
+
+struct client {
+    struct evpl_bind *bind;
+    int               in_api;
+    int               connected, disconnected, status, other;
+};
+
+static void
+client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, void *priv)
+{
+    (void) evpl;
+    struct client *c = priv;
+    CHECK(!c->in_api);
+    CHECK(bind == c->bind);
+    CHECK_EQ(c->disconnected, 0);  /* nothing after DISCONNECTED */
+    switch (n->notify_type) {
+    case EVPL_NOTIFY_CONNECTED:
+        c->connected++;
+        break;
+    case EVPL_NOTIFY_DISCONNECTED:
+        c->disconnected++;
+        c->status = n->notify_status;
+        break;
+    default:
+        c->other++;
+        break;
+    }
+}
+
+/* A few more passes, to give a duplicate notification the chance to show. */
+static void
+settle(struct evpl *evpl)
+{
+    for (int i = 0; i < 5; i++) evpl_continue(evpl);
+}
+
+static void
+refused(struct evpl *evpl, const char *addr)
+{
+    fprintf(stderr, "refused connect to %s\n", addr);
+    int port = free_port(addr);
+    CHECK(port > 0);
+    struct evpl_endpoint *ep = evpl_endpoint_create(addr, port);
+    CHECK(ep != NULL);
+
+    struct client c;
+    memset(&c, 0, sizeof c);
+    c.in_api = 1;
+    c.bind = evpl_connect(evpl, proto, NULL, ep, client_notify, NULL, &c);
+    c.in_api = 0;
+    CHECK(c.bind != NULL);
+    CHECK_EQ(c.disconnected, 0);
+    CHECK_EQ(c.connected, 0);
+
+    CHECK(run_until(evpl, &c.disconnected, 10000));
+    settle(evpl);
+    CHECK_EQ(c.connected, 0);
+    CHECK_EQ(c.disconnected, 1);
+    CHECK_EQ(c.status, ECONNREFUSED);
+    CHECK_EQ(c.other, 0);
+
+    /* Close while the connect is pending: one DISCONNECTED, not re-entrant. */
+    struct client d;
+    memset(&d, 0, sizeof d);
+    d.in_api = 1;
+    d.bind = evpl_connect(evpl, proto, NULL, ep, client_notify, NULL, &d);
+    d.in_api = 0;
+    CHECK(d.bind != NULL);
+    d.in_api = 1;
+    evpl_close(evpl, d.bind);
+    d.in_api = 0;
+    CHECK_EQ(d.disconnected, 0);
+    CHECK(run_until(evpl, &d.disconnected, 10000));
+    settle(evpl);
+    CHECK_EQ(d.disconnected, 1);
+    CHECK_EQ(d.connected, 0);
+    CHECK(d.status == 0 || d.status == ECONNREFUSED);
+
+    evpl_endpoint_close(ep);
+}
+
+int
+main(int argc, char **argv)
+{
+    proto = test_protocol(argc, argv, EVPL_STREAM_SOCKET_TCP);
+    if (!evpl_protocol_available(proto)) SKIP("protocol %d not available", (int) proto);
+
+    struct evpl *evpl = test_loop();
+    refused(evpl, "127.0.0.1");
+    if (free_port("::1") > 0) {
+        refused(evpl, "::1");
+    } else {
+        fprintf(stderr, "note: no ::1 on this machine, IPv6 case not run\n");
+    }
+    /* Several refusals at once: each bind gets its own single DISCONNECTED. */
+    int port = free_port("127.0.0.1");
+    CHECK(port > 0);
+    struct evpl_endpoint *ep = evpl_endpoint_create("127.0.0.1", port);
+    CHECK(ep != NULL);
+    struct client many[8];
+    memset(many, 0, sizeof many);
+    for (int i = 0; i < 8; i++) {
+        many[i].bind = evpl_connect(evpl, proto, NULL, ep, client_notify, NULL, &many[i]);
+        CHECK(many[i].bind != NULL);
+    }
+    uint64_t end = now_ms() + 10000;
+    int      all = 0;
+    while (!all && now_ms() < end) {
+        evpl_continue(evpl);
+        all = 1;
+        for (int i = 0; i < 8; i++) all &= many[i].disconnected;
+    }
+    settle(evpl);
+    for (int i = 0; i < 8; i++) {
+        CHECK_EQ(many[i].disconnected, 1);
+        CHECK_EQ(many[i].connected, 0);
+        CHECK_EQ(many[i].status, ECONNREFUSED);
+    }
+    evpl_endpoint_close(ep);
+    evpl_destroy(evpl);
+    return 0;
+}
