@@ -5,7 +5,7 @@
 #   (b) the header's functions are exactly libevpl.so's exports, and the
 #       library exports nothing else;
 #   (c) ctests/abi_layout.c (layouts and constants) compiles, links and runs;
-#   (d) the header compiles alone: C11 with gcc and clang, C++ with g++;
+#   (d) the header compiles alone: C99 and C11 with gcc and clang, C++ with g++;
 #   (e) ../shared/spec/abi_check_t1.c, once every T1 function is exported.
 # Every check runs; the script fails at the end if any failed.
 set -u
@@ -91,15 +91,17 @@ else
     echo "check-abi: skip: (c) ctests/abi_layout.c does not exist yet"
 fi
 
-# (d) the header alone, as C11 (gcc, clang) and as C++ (g++)
+# (d) the header alone, as C99 and C11 (gcc, clang) and as C++ (g++)
 printf '#include <evpl/evpl.h>\nint main(void) { return 0; }\n' >"$OUT/header_only.c"
 printf '#include <evpl/evpl.h>\nint main() { return 0; }\n' >"$OUT/header_only.cc"
 for cc in "$CC" "$CLANG"; do
-    if $cc -std=c11 $WARN -Ibuild/include -fsyntax-only "$OUT/header_only.c"; then
-        ok "(d) header compiles as C11 with $cc"
-    else
-        fail "(d) header does not compile as C11 with $cc"
-    fi
+    for std in c99 c11; do
+        if $cc -std=$std $WARN -Ibuild/include -fsyntax-only "$OUT/header_only.c"; then
+            ok "(d) header compiles as $std with $cc"
+        else
+            fail "(d) header does not compile as $std with $cc"
+        fi
+    done
 done
 if $CXX $WARN -Ibuild/include -fsyntax-only "$OUT/header_only.cc"; then
     ok "(d) header compiles as C++ with $CXX"

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdarg.h>
 #include <time.h>
+#include <sched.h>   /* struct timespec also under strict -std=c99 */
 #include <sys/uio.h>
 
 /* ---- Opaque handles ----------------------------------------------------- */
