@@ -11,7 +11,9 @@
  *     with a length shorter than the iovecs (the tail is not sent), and
  *     without TAKE_REF (the caller releases right after the call);
  *  5. evpl_peek / evpl_peekv / evpl_consume / EVPL_RECV_FLAG_ALL_OR_NONE /
- *     evpl_recvv edge cases, called on the server bind from outside callbacks.
+ *     evpl_recvv edge cases, called on the server bind from outside callbacks
+ *     (evpl_recvv returns -1 when maxiovecs 1 cannot hold 3 MiB, which
+ *     spans at least two 2 MiB buffers).
  * The client asks for SENT notifications on every connection: summed, they
  * must equal the bytes and the number of send calls made.
  * Both loops run in this thread, driven alternately.
@@ -332,7 +334,7 @@ bulk(int mode, uint64_t seed)
         evpl_continue(server);
     }
     CHECK_EQ(sc.received, total);
-    fprintf(stderr, "bulk %s: 64 MiB in %llu sends, %llu ms, max niov %d\n",
+    fprintf(stderr, "bulk %s: 64 MiB in %llu sends, %llu ms (most iovecs in one recvv: %d)\n",
             mode == MODE_RECV ? "evpl_recv" : "evpl_recvv",
             (unsigned long long) cc.sent_calls, (unsigned long long) (now_ms() - t0), sc.max_niov);
     check_sent_accounting();
@@ -540,6 +542,39 @@ api_cases(void)
     len = -7;
     CHECK_EQ(evpl_recvv(server, sc.bind, iov, 16, 200, &len), 0);
     CHECK_EQ(len, 0);
+
+    /* 3 MiB cannot sit in one iovec (one iovec is at most one 2 MiB buffer),
+     * so evpl_recvv with maxiovecs 1 must refuse it and take nothing. */
+    {
+        const unsigned big_len = 3 * MiB;
+        unsigned char *big = malloc(big_len), *got = malloc(big_len);
+        CHECK(big != NULL && got != NULL);
+        fill_pattern(big, 0, big_len, 56);
+        client_send(big, big_len);
+        WAIT_FOR(server_peek(got, (int) big_len) >= (int) big_len, 10000);
+        CHECK(memcmp(got, big, big_len) == 0);
+        np = evpl_peekv(server, sc.bind, iov, 16, (int) big_len);
+        CHECK(np >= 2 && np <= 16);
+        len = -7;
+        CHECK_EQ(evpl_recvv(server, sc.bind, iov, 1, (int) big_len, &len), -1);
+        CHECK_EQ(server_peek(got, (int) big_len), (int) big_len);
+        len = -7;
+        nr = evpl_recvv(server, sc.bind, iov, 16, (int) big_len, &len);
+        CHECK(nr >= 2 && nr <= 16);
+        CHECK_EQ(len, (int) big_len);
+        unsigned sum = 0;
+        for (int i = 0; i < nr; i++) {
+            unsigned l = evpl_iovec_length(&iov[i]);
+            CHECK(sum + l <= big_len);
+            CHECK(memcmp(evpl_iovec_data(&iov[i]), big + sum, l) == 0);
+            sum += l;
+            evpl_iovec_release(&iov[i]);
+        }
+        CHECK_EQ(sum, big_len);
+        CHECK_EQ(server_peek(buf, (int) sizeof buf), 0);
+        free(big);
+        free(got);
+    }
 
     /* recvv with maxlength below what is buffered takes exactly maxlength;
      * the length out-pointer is optional. */

@@ -222,15 +222,15 @@ server_attach(struct evpl *evpl, struct evpl_bind *bind, evpl_notify_callback_t 
 }
 
 static struct conn *
-open_pair(struct conn *cl, struct evpl_endpoint *local)
+open_pair(struct conn *cl)
 {
     int first = nsconn;
     cl->in_api = 1;
-    cl->bind = evpl_connect(client, proto, local, rep, conn_notify, NULL, cl);
+    cl->bind = evpl_connect(client, proto, NULL, rep, conn_notify, NULL, cl);
     cl->in_api = 0;
     CHECK(cl->bind != NULL);
-    WAIT_FOR((cl->connected && nsconn > first && sconns[first].connected) || cl->disconnected, 10000);
-    if (cl->disconnected) return NULL;
+    WAIT_FOR(cl->connected && nsconn > first && sconns[first].connected, 10000);
+    CHECK_EQ(cl->disconnected, 0);
     CHECK_EQ(nsconn, first + 1);
     return &sconns[first];
 }
@@ -246,8 +246,7 @@ case_client_close(void)
     next_conn.seed = 11;
     struct conn cl;
     memset(&cl, 0, sizeof cl);
-    struct conn *s = open_pair(&cl, NULL);
-    CHECK(s != NULL);
+    struct conn *s = open_pair(&cl);
     send_pattern(client, cl.bind, 11, 1000);
     WAIT_FOR(s->received == 1000, 10000);
     cl.in_api = 1;
@@ -276,8 +275,7 @@ case_server_close(void)
     next_conn.seed = 12;
     struct conn cl;
     memset(&cl, 0, sizeof cl);
-    struct conn *s = open_pair(&cl, NULL);
-    CHECK(s != NULL);
+    struct conn *s = open_pair(&cl);
     send_pattern(client, cl.bind, 12, 100);
     WAIT_FOR(cl.disconnected && s->disconnected, 10000);
     settle();
@@ -300,8 +298,7 @@ case_client_finish(void)
     next_conn.seed = 13;
     struct conn cl;
     memset(&cl, 0, sizeof cl);
-    struct conn *s = open_pair(&cl, NULL);
-    CHECK(s != NULL);
+    struct conn *s = open_pair(&cl);
     send_pattern(client, cl.bind, 13, MiB);
     cl.in_api = 1;
     evpl_finish(client, cl.bind);
@@ -336,8 +333,7 @@ case_server_finish(void)
     memset(&cl, 0, sizeof cl);
     cl.mode = M_SINK;
     cl.seed = 15;
-    struct conn *s = open_pair(&cl, NULL);
-    CHECK(s != NULL);
+    struct conn *s = open_pair(&cl);
     send_pattern(client, cl.bind, 14, 5000);
     WAIT_FOR(cl.disconnected && s->disconnected, 20000);
     settle();
@@ -445,14 +441,21 @@ case_local_endpoint(void)
         CHECK(lep != NULL);
         struct conn cl;
         memset(&cl, 0, sizeof cl);
-        struct conn *s = open_pair(&cl, lep);
-        if (!s) {
-            /* Someone took the port between free_port and bind: try another. */
-            fprintf(stderr, "   local port %d: DISCONNECTED %d, retrying\n", lport, cl.status);
-            CHECK(cl.status != 0);
+        int first = nsconn;
+        cl.bind = evpl_connect(client, proto, lep, rep, conn_notify, NULL, &cl);
+        if (cl.bind) {
+            WAIT_FOR((cl.connected && nsconn > first && sconns[first].connected) || cl.disconnected, 10000);
+        }
+        if (!cl.bind || cl.disconnected) {
+            /* Someone took the port between free_port and the bind: try another. */
+            fprintf(stderr, "   local port %d: %s, retrying\n", lport,
+                    cl.bind ? "DISCONNECTED" : "evpl_connect returned NULL");
+            CHECK(!cl.bind || cl.status != 0);
             evpl_endpoint_close(lep);
             continue;
         }
+        CHECK_EQ(nsconn, first + 1);
+        struct conn *s = &sconns[first];
         char want[64], got[128];
         snprintf(want, sizeof want, "127.0.0.1:%d", lport);
         evpl_bind_get_remote_address(s->bind, got, sizeof got);

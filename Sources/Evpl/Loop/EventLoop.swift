@@ -23,6 +23,8 @@ final class EventLoop {
     @exclusivity(unchecked) var deferrals = DeferralQueue()
     @exclusivity(unchecked) private(set) var now: UInt64 = Sys.monotonicNanoseconds()
     @exclusivity(unchecked) private var lastWork: UInt64 = 0
+    /// Busy-poll passes in a row that found nothing (bounded by poll_iterations).
+    @exclusivity(unchecked) private var emptyPolls: Int32 = 0
     @exclusivity(unchecked) private var dispatching = false
     @exclusivity(unchecked) private var removedDoorbells: [UInt64] = []
 
@@ -89,7 +91,12 @@ final class EventLoop {
         if !deferrals.isEmpty { work += deferrals.run(handle) }
         if dirtyHead != nil { work += flushDirty() }
         if closingHead != nil { work += finishCloses() }
-        if work > 0 { lastWork = now }
+        if work > 0 {
+            lastWork = now
+            emptyPolls = 0
+        } else if timeout == 0 {
+            emptyPolls &+= 1
+        }
     }
 
     /// evpl_run: iterate until evpl_stop.
@@ -121,7 +128,10 @@ final class EventLoop {
             return 0
         }
         let clock = Sys.monotonicNanoseconds()
-        if config.pollMode != 0 && global.spinNs > 0 && clock &- lastWork < global.spinNs {
+        // Hybrid polling: right after work, keep polling (zero timeout) for
+        // up to spin_ns and poll_iterations empty passes, then sleep.
+        if config.pollMode != 0 && global.spinNs > 0 && clock &- lastWork < global.spinNs
+            && emptyPolls < config.pollIterations {
             return 0
         }
         var timeout: Int64 = config.waitMs < 0 ? -1 : Int64(config.waitMs) * 1_000_000

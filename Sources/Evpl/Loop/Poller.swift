@@ -48,10 +48,29 @@ struct Poller: ~Copyable {
         _ = cevpl_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0)
     }
 
+    /// epoll_pwait2 (Linux 5.11) gives timers microsecond precision; where it
+    /// is missing (older kernels, seccomp filters, valgrind) we fall back to
+    /// epoll_wait with the timeout rounded up to a millisecond.
+    private var nanosecondWait = true
+
     /// Waits up to `timeoutNs` (< 0: forever); returns the number of events.
     mutating func wait(timeoutNs: Int64) -> Int {
-        let n = events.withMemoryRebound(to: epoll_event.self, capacity: capacity) {
-            cevpl_epoll_wait_ns(epfd, $0, CInt(capacity), timeoutNs)
+        let cap = CInt(capacity)
+        let fd = epfd
+        var n: CInt
+        if nanosecondWait {
+            n = events.withMemoryRebound(to: epoll_event.self, capacity: capacity) {
+                cevpl_epoll_wait_ns(fd, $0, cap, timeoutNs)
+            }
+            if n < 0 && errno == ENOSYS {
+                nanosecondWait = false
+                return wait(timeoutNs: timeoutNs)
+            }
+        } else {
+            let ms = timeoutNs < 0 ? -1 : CInt(clamping: (timeoutNs + 999_999) / 1_000_000)
+            n = events.withMemoryRebound(to: epoll_event.self, capacity: capacity) {
+                cevpl_epoll_wait(fd, $0, cap, ms)
+            }
         }
         return n < 0 ? 0 : Int(n)  // EINTR: an empty pass
     }
