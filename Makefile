@@ -58,7 +58,7 @@ VALGRIND := valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-k
 VALGRIND_SKIP ?=
 VALGRIND_TIMEOUT ?= 900
 
-.PHONY: all header check-abi ctests ctests-build test test-asan valgrind install run bench clean FORCE
+.PHONY: deps all header check-abi ctests ctests-build test test-asan valgrind install run bench clean FORCE
 
 all: $(LIB) build/include/evpl/evpl.h
 
@@ -100,7 +100,11 @@ build/ctests/%: ctests/%.c $(CTEST_HDRS) build/include/evpl/evpl.h $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(CTEST_CFLAGS) -Ibuild/include -o $@ $< -Lbuild/lib -levpl -Wl,-rpath,$(CURDIR)/build/lib
 
-test:
+# Debian packages the tests and the demo use (installed when root and missing).
+deps:
+	@bash scripts/deps.sh
+
+test: deps
 	$(SWIFT) build
 	$(SWIFT) test
 	$(MAKE) all ctests check-abi
@@ -137,12 +141,8 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' pkgconfig/evpl.pc.in \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/evpl.pc
 
-run: all
-	@if [ -f examples/demo.sh ]; then \
-	  bash examples/demo.sh; \
-	else \
-	  echo "make run: examples/demo.sh does not exist yet"; \
-	fi
+run: deps all
+	bash examples/demo.sh
 
 bench:
 	$(MAKE) install PREFIX=$(CURDIR)/build/prefix

@@ -73,13 +73,23 @@ final class Listener {
         }
     }
 
-    /// The loop that gets the next connection, round-robin; nil when none is attached.
-    func nextBinding() -> ListenerBinding? {
+    /// Gives an accepted connection to the next attached loop, round-robin.
+    /// Returns the binding when that loop is `loop` itself (the caller sets
+    /// the connection up directly); otherwise queues it on the target loop
+    /// under the lock, so a loop cannot detach and go away in between (its
+    /// destroy drains the queue after detaching).  With no loop attached the
+    /// connection is closed.
+    func handOut(_ fd: CInt, proto: evpl_protocol_id, from loop: EventLoop) -> ListenerBinding? {
         state.withLock { s in
-            guard !s.bindings.isEmpty else { return nil }
+            guard !s.bindings.isEmpty else {
+                Sys.close(fd)
+                return nil
+            }
             let b = s.bindings[s.next % s.bindings.count]
             s.next &+= 1
-            return b
+            if b.loop === loop { return b }
+            b.loop.handOff(EventLoop.HandOff(fd: fd, binding: b, proto: proto))
+            return nil
         }
     }
 
@@ -105,6 +115,8 @@ final class ListenSocket {
     let fd: CInt
     let proto: evpl_protocol_id
     unowned(unsafe) let listener: Listener
+    /// An accept error was logged and no accept has succeeded since.
+    private let acceptFailing = Atomic<Bool>(false)
 
     init(fd: CInt, proto: evpl_protocol_id, listener: Listener) {
         self.fd = fd
@@ -121,19 +133,17 @@ final class ListenSocket {
             do {
                 fd = try Sys.accept(self.fd, &peer)
             } catch {
-                // EMFILE and friends: stop for this pass; level-triggered, so we retry next pass.
-                Log.error("listener", "accept: \(error.description)")
+                // EMFILE and friends: stop for this pass (level-triggered, so
+                // the next pass retries) and log once until an accept succeeds.
+                if !acceptFailing.exchange(true, ordering: .relaxed) {
+                    Log.error("listener", "accept: \(error.description)")
+                }
                 return
             }
+            acceptFailing.store(false, ordering: .relaxed)
             guard let fd else { return }
-            guard let target = listener.nextBinding() else {
-                Sys.close(fd)  // nobody attached: close, never leak
-                continue
-            }
-            if target.loop === loop {
-                TCP.accepted(fd: fd, loop: loop, binding: target, proto: proto)
-            } else {
-                target.loop.handOff(EventLoop.HandOff(fd: fd, binding: target, proto: proto))
+            if let mine = listener.handOut(fd, proto: proto, from: loop) {
+                TCP.accepted(fd: fd, loop: loop, binding: mine, proto: proto)
             }
         }
     }

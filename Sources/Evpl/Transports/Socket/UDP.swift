@@ -59,9 +59,15 @@ extension Bind {
             do {
                 r = try Sys.recvmmsg(fd, s.msgs, k)
             } catch {
-                // ICMP errors (ECONNREFUSED from an earlier send) are reported here; the socket lives on.
-                Log.debug("udp", "recvmmsg: \(error.description)")
-                continue
+                // ICMP errors for an earlier send are reported here once; the socket lives on.
+                switch error.errno {
+                case ECONNREFUSED, EHOSTUNREACH, ENETUNREACH:
+                    Log.debug("udp", "recvmmsg: \(error.description)")
+                    continue
+                default:
+                    Log.error("udp", "recvmmsg: \(error.description)")
+                    return
+                }
             }
             guard case .done(let got) = r, got > 0 else { return }
             // The datagrams sit in slots [0, got) of the reserved run: take the
