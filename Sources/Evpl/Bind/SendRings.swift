@@ -8,13 +8,18 @@ struct OffsetRing: ~Copyable {
     private var mask: Int
     private var head = 0, tail = 0
 
+    private let initialCapacity: Int
+
+    /// Storage is allocated on the first append.
     init(capacity: Int) {
-        let c = Int(GlobalConfig.powerOfTwo(UInt32(max(capacity, 2))))
-        slots = .allocate(capacity: c)
-        mask = c - 1
+        slots = OffsetRing.placeholder
+        mask = -1
+        initialCapacity = Int(GlobalConfig.powerOfTwo(UInt32(max(capacity, 2))))
     }
 
-    deinit { slots.deallocate() }
+    private static let placeholder = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+
+    deinit { if mask >= 0 { slots.deallocate() } }
 
     var isEmpty: Bool { head == tail }
 
@@ -40,11 +45,12 @@ struct OffsetRing: ~Copyable {
 
     private mutating func grow() {
         let old = mask + 1
-        let fresh = UnsafeMutablePointer<UInt64>.allocate(capacity: old * 2)
+        let capacity = old == 0 ? initialCapacity : old * 2
+        let fresh = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
         for i in 0..<old { fresh[i] = slots[(head &+ i) & mask] }
-        slots.deallocate()
+        if old > 0 { slots.deallocate() }
         slots = fresh
-        mask = old * 2 - 1
+        mask = capacity - 1
         head = 0
         tail = old
     }
@@ -65,13 +71,18 @@ struct DatagramRing: ~Copyable {
     private var mask: Int
     private var head = 0, tail = 0
 
+    private let initialCapacity: Int
+
+    /// Storage is allocated on the first append (stream binds never need it).
     init(capacity: Int) {
-        let c = Int(GlobalConfig.powerOfTwo(UInt32(max(capacity, 2))))
-        slots = .allocate(capacity: c)
-        mask = c - 1
+        slots = DatagramRing.placeholder
+        mask = -1
+        initialCapacity = Int(GlobalConfig.powerOfTwo(UInt32(max(capacity, 2))))
     }
 
-    deinit { slots.deallocate() }
+    private static let placeholder = UnsafeMutablePointer<Datagram>.allocate(capacity: 1)
+
+    deinit { if mask >= 0 { slots.deallocate() } }
 
     var isEmpty: Bool { head == tail }
     var count: Int { tail &- head }
@@ -94,11 +105,12 @@ struct DatagramRing: ~Copyable {
 
     private mutating func grow() {
         let old = mask + 1
-        let fresh = UnsafeMutablePointer<Datagram>.allocate(capacity: old * 2)
+        let capacity = old == 0 ? initialCapacity : old * 2
+        let fresh = UnsafeMutablePointer<Datagram>.allocate(capacity: capacity)
         for i in 0..<old { (fresh + i).initialize(to: slots[(head &+ i) & mask]) }
-        slots.deallocate()
+        if old > 0 { slots.deallocate() }
         slots = fresh
-        mask = old * 2 - 1
+        mask = capacity - 1
         head = 0
         tail = old
     }

@@ -13,12 +13,15 @@ struct IovecRing: ~Copyable {
     private(set) var bytes = 0
     private let initialCapacity: Int
 
+    /// Storage is allocated on the first append (an idle bind costs no ring
+    /// memory); until then `slots` is a shared placeholder and capacity is 0.
     init(capacity: Int) {
-        let c = max(2, Int(GlobalConfig.powerOfTwo(UInt32(capacity))))
-        slots = .allocate(capacity: c)
-        mask = c - 1
-        initialCapacity = c
+        slots = IovecRing.placeholder
+        mask = -1
+        initialCapacity = max(2, Int(GlobalConfig.powerOfTwo(UInt32(capacity))))
     }
+
+    private static let placeholder = UnsafeMutablePointer<evpl_iovec>.allocate(capacity: 1)
 
     deinit {
         var i = head
@@ -26,7 +29,7 @@ struct IovecRing: ~Copyable {
             Iovec.release(slots[i & mask])
             i &+= 1
         }
-        slots.deallocate()
+        if mask >= 0 { slots.deallocate() }
     }
 
     var count: Int { tail &- head }
@@ -123,13 +126,14 @@ struct IovecRing: ~Copyable {
 
     private mutating func grow() {
         let old = mask + 1
-        let fresh = UnsafeMutablePointer<evpl_iovec>.allocate(capacity: old * 2)
+        let capacity = old == 0 ? initialCapacity : old * 2
+        let fresh = UnsafeMutablePointer<evpl_iovec>.allocate(capacity: capacity)
         for i in 0..<old {
             (fresh + i).initialize(to: (slots + ((head &+ i) & mask)).move())
         }
-        slots.deallocate()
+        if old > 0 { slots.deallocate() }
         slots = fresh
-        mask = old * 2 - 1
+        mask = capacity - 1
         tail = old
         head = 0
     }
@@ -138,6 +142,7 @@ struct IovecRing: ~Copyable {
     /// stay small.
     private mutating func shrinkIfIdle() {
         guard mask + 1 > initialCapacity * 4 else { return }
+        // Valid: the ring is empty, so nothing is moved.
         slots.deallocate()
         slots = .allocate(capacity: initialCapacity)
         mask = initialCapacity - 1
