@@ -20,8 +20,11 @@ let package = Package(
         .target(name: "CEvpl"),
         // One-line forwarders for Linux APIs Glibc's module hides (_GNU_SOURCE).
         .target(name: "CEvplLinux", cSettings: [.define("_GNU_SOURCE")]),
+        // Forwarders for liburing's static inline helpers; liburing.a is
+        // linked in, so libevpl.so needs no liburing.so at run time.
+        .target(name: "CEvplUring", linkerSettings: [.linkedLibrary(":liburing.a")]),
         // The engine and its @_cdecl ABI layer.
-        .target(name: "Evpl", dependencies: ["CEvpl", "CEvplLinux"]),
+        .target(name: "Evpl", dependencies: ["CEvpl", "CEvplLinux", "CEvplUring"]),
         // Writes include/evpl/evpl.h from the @_cdecl declarations.
         .executableTarget(name: "evpl-header"),
         // The generated header as a C module, for tests that call the ABI as C does.

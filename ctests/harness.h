@@ -85,6 +85,9 @@ test_protocol(int argc, char **argv, enum evpl_protocol_id dflt)
                 fprintf(stderr, "unknown protocol %s\n", argv[i + 1]);
                 exit(2);
             }
+            if (!evpl_protocol_available(id)) {
+                SKIP("%s is not available on this machine", argv[i + 1]);
+            }
             return id;
         }
     }

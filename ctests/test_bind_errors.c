@@ -1,4 +1,4 @@
-/* protocols: STREAM_SOCKET_TCP */
+/* protocols: STREAM_SOCKET_TCP STREAM_IO_URING_TCP */
 /*
  * Bad input never crashes and fails the documented way.
  *  - evpl_connect with a connectionless protocol (UDP) -> NULL;

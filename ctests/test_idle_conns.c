@@ -1,4 +1,4 @@
-/* protocols: STREAM_SOCKET_TCP */
+/* protocols: STREAM_SOCKET_TCP STREAM_IO_URING_TCP */
 /*
  * 10 000 idle TCP connections on one loop cost at most 16 KiB of resident
  * memory each (issue: performance).  A forked child opens the connections
@@ -107,7 +107,11 @@ child(int port, int up, int down)
 int
 main(int argc, char **argv)
 {
-    (void) test_protocol(argc, argv, EVPL_STREAM_SOCKET_TCP);
+    /* Before anything else touches the library: evpl_init only takes effect first. */
+    struct evpl_global_config *g = evpl_global_config_init();
+    evpl_global_config_set_max_pending(g, 4096);
+    evpl_init(g);
+    enum evpl_protocol_id proto = test_protocol(argc, argv, EVPL_STREAM_SOCKET_TCP);
     alarm(120);
 
     struct rlimit rl;
@@ -118,10 +122,6 @@ main(int argc, char **argv)
     rl.rlim_cur = rl.rlim_max;
     CHECK(setrlimit(RLIMIT_NOFILE, &rl) == 0);
 
-    struct evpl_global_config *g = evpl_global_config_init();
-    evpl_global_config_set_max_pending(g, 4096);
-    evpl_init(g);
-
     struct evpl *evpl = test_loop();
     struct evpl_listener *listener = evpl_listener_create();
     struct evpl_listener_binding *binding = evpl_listener_attach(evpl, listener, attach, NULL);
@@ -129,7 +129,7 @@ main(int argc, char **argv)
     for (int tries = 0; tries < 20 && port == 0; tries++) {
         int p = 20000 + (int) ((now_us() * 7919 + (uint64_t) tries * 104729) % 30000);
         struct evpl_endpoint *ep = evpl_endpoint_create("127.0.0.1", p);
-        if (evpl_listen(listener, EVPL_STREAM_SOCKET_TCP, ep) == 0) {
+        if (evpl_listen(listener, proto, ep) == 0) {
             port = p;
         }
         evpl_endpoint_close(ep);

@@ -1,4 +1,4 @@
-/* protocols: STREAM_SOCKET_TCP */
+/* protocols: STREAM_SOCKET_TCP STREAM_IO_URING_TCP */
 /*
  * Bulk transfer and the receive API over a stream protocol.
  *  1. 64 MiB from client to server in random-sized evpl_send chunks

@@ -1,4 +1,4 @@
-/* protocols: STREAM_SOCKET_TCP */
+/* protocols: STREAM_SOCKET_TCP STREAM_IO_URING_TCP */
 /*
  * How stream connections end.
  *  1. client evpl_close (called twice): exactly one DISCONNECTED, status 0,

@@ -1,4 +1,4 @@
-/* protocols: STREAM_SOCKET_TCP */
+/* protocols: STREAM_SOCKET_TCP STREAM_IO_URING_TCP */
 /*
  * Echo over a stream protocol, on 127.0.0.1 and on ::1: a client sends
  * NMSG messages of varying length with evpl_send, the server echoes them with

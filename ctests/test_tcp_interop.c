@@ -1,4 +1,4 @@
-/* protocols: STREAM_SOCKET_TCP */
+/* protocols: STREAM_SOCKET_TCP STREAM_IO_URING_TCP */
 /*
  * evpl against plain blocking POSIX sockets, each run in a helper thread.
  *  1. an evpl server (XOR 0x5A on every byte it gets, sent straight back)

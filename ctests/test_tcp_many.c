@@ -1,4 +1,4 @@
-/* protocols: STREAM_SOCKET_TCP */
+/* protocols: STREAM_SOCKET_TCP STREAM_IO_URING_TCP */
 /*
  * 200 concurrent client connections to one listener, client and server binds
  * all on one loop.  Each client ping-pongs NMSG fixed-size messages (tagged

@@ -1,4 +1,4 @@
-/* protocols: STREAM_SOCKET_TCP */
+/* protocols: STREAM_SOCKET_TCP STREAM_IO_URING_TCP */
 /*
  * Echo between two network namespaces joined by a veth pair, so the bytes
  * cross a real (virtual) link with real addresses instead of loopback.

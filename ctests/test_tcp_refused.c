@@ -1,4 +1,4 @@
-/* protocols: STREAM_SOCKET_TCP */
+/* protocols: STREAM_SOCKET_TCP STREAM_IO_URING_TCP */
 /*
  * Connecting to a port nobody listens on: evpl_connect returns a bind at once
  * (it never blocks), no callback runs inside evpl_connect, and the loop then

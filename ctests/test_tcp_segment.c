@@ -1,4 +1,4 @@
-/* protocols: STREAM_SOCKET_TCP */
+/* protocols: STREAM_SOCKET_TCP STREAM_IO_URING_TCP */
 /*
  * A stream used as a datagram protocol: the segment callback reads a 4-byte
  * big-endian length header (length of the payload; the message is header +

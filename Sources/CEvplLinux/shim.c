@@ -4,6 +4,7 @@
 #include "CEvplLinux.h"
 #include <stddef.h>
 #include <sys/eventfd.h>
+#include <fcntl.h>
 
 _Static_assert(sizeof(cevpl_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 _Static_assert(offsetof(cevpl_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len), "mmsghdr layout");
@@ -55,3 +56,5 @@ int cevpl_epoll_wait_ns(int epfd, struct epoll_event *events, int maxevents, int
     struct timespec ts = { .tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000 };
     return epoll_pwait2(epfd, events, maxevents, &ts, NULL);
 }
+
+int cevpl_o_direct(void) { return O_DIRECT; }

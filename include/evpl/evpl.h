@@ -338,6 +338,67 @@ void evpl_bind_get_remote_address(struct evpl_bind *bind, char *str, int len);
  */
 enum evpl_protocol_id evpl_bind_get_protocol(struct evpl_bind *bind);
 
+/* ==== block I/O ==== */
+
+/*
+ * Open a file or block device (`uri`: a path, optionally "file://path") for
+ * asynchronous I/O with `protocol`. EVPL_BLOCK_PROTOCOL_IO_URING works where
+ * io_uring does; EVPL_BLOCK_PROTOCOL_VFIO is not built. Returns NULL with a
+ * logged reason on failure.
+ */
+struct evpl_block_device *evpl_block_open_device(enum evpl_block_protocol_id protocol,
+                                                 const char *uri);
+
+/*
+ * Close a device; its descriptors close once every queue on it is closed.
+ */
+void evpl_block_close_device(struct evpl_block_device *blockdev);
+
+/*
+ * The device's size in bytes (0 for NULL).
+ */
+uint64_t evpl_block_size(struct evpl_block_device *blockdev);
+
+/*
+ * The largest single request in bytes (0 for NULL).
+ */
+uint64_t evpl_block_max_request_size(struct evpl_block_device *blockdev);
+
+/*
+ * Open this loop's queue on a device (its I/O goes through the loop's
+ * io_uring; callbacks run on the loop). NULL with a logged reason on failure.
+ */
+struct evpl_block_queue *evpl_block_open_queue(struct evpl *evpl,
+                                               struct evpl_block_device *blockdev);
+
+/*
+ * Close a queue. Requests in flight still complete; requests made on it
+ * afterwards fail through their callback with ESHUTDOWN until the loop is destroyed.
+ */
+void evpl_block_close_queue(struct evpl *evpl, struct evpl_block_queue *queue);
+
+/*
+ * Read `niov` iovecs' worth of bytes at `offset`; `callback(evpl, status,
+ * private_data)` runs on the loop with status 0 or a positive errno
+ * (EINVAL past the end of the device, EIO on a short read).
+ */
+void evpl_block_read(struct evpl *evpl, struct evpl_block_queue *queue, struct evpl_iovec *iov,
+                     int niov, uint64_t offset, evpl_block_callback_t callback, void *private_data);
+
+/*
+ * Write `niov` iovecs at `offset` (durably before the callback when `sync`
+ * is nonzero); the callback gets 0 or a positive errno.
+ */
+void evpl_block_write(struct evpl *evpl, struct evpl_block_queue *queue,
+                      const struct evpl_iovec *iov, int niov, uint64_t offset, int sync,
+                      evpl_block_callback_t callback, void *private_data);
+
+/*
+ * Make every completed write durable (fsync); the callback gets 0 or a positive errno.
+ */
+void evpl_block_flush(struct evpl *evpl, struct evpl_block_queue *queue,
+                      evpl_block_callback_t callback, void *private_data);
+
 /* ==== configuration ==== */
 
 /*

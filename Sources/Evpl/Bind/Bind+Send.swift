@@ -87,12 +87,14 @@ extension Bind {
     func flush() {
         switch state {
         case .open, .finishing:
-            if kind == .stream {
-                flushStream()
-            } else {
+            if kind == .datagram {
                 flushDatagrams()
+            } else if transport == .uring {
+                flushUring()
+            } else {
+                flushStream()
             }
-        case .connecting, .closing, .free:
+        case .connecting, .closing, .free, .draining:
             return
         }
     }

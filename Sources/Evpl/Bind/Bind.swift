@@ -12,10 +12,19 @@ import Glibc
 final class Bind {
     enum State {
         case free, connecting, open, finishing, closing
+        /// Closed and DISCONNECTED delivered, but io_uring operations are
+        /// still in flight: not reusable until they complete.
+        case draining
     }
 
     enum Kind {
         case stream, datagram
+    }
+
+    /// How bytes move: readiness + system calls (kernel sockets), or
+    /// completions (io_uring).  The state machine above is shared.
+    enum Transport {
+        case socket, uring
     }
 
     unowned(unsafe) let loop: EventLoop
@@ -23,6 +32,14 @@ final class Bind {
     @exclusivity(unchecked) var kind = Kind.stream
     @exclusivity(unchecked) var proto = EVPL_STREAM_SOCKET_TCP
     @exclusivity(unchecked) var fd: CInt = -1
+    @exclusivity(unchecked) var transport = Transport.socket
+    /// io_uring operations in flight for this bind (receive, send, connect).
+    @exclusivity(unchecked) var uringInflight = 0
+    @exclusivity(unchecked) var uringSending = false
+    @exclusivity(unchecked) var uringReceiving = false
+    /// The sendmsg arguments of the send in flight (io_uring reads them later).
+    @exclusivity(unchecked) var uringMessage: UnsafeMutablePointer<msghdr>?
+    @exclusivity(unchecked) var uringIov: UnsafeMutablePointer<iovec>?
 
     @exclusivity(unchecked) var notify: evpl_notify_callback_t?
     @exclusivity(unchecked) var segment: evpl_segment_callback_t?
@@ -77,7 +94,7 @@ final class Bind {
     /// A bind from the loop's free list (or a new one), registered with the loop.
     static func make(loop: EventLoop, proto: evpl_protocol_id, kind: Kind, fd: CInt,
                      notify: evpl_notify_callback_t?, segment: evpl_segment_callback_t?,
-                     privateData: UnsafeMutableRawPointer?) -> Bind {
+                     privateData: UnsafeMutableRawPointer?, transport: Transport = .socket) -> Bind {
         let b: Bind
         if let reused = loop.freeBinds.pop() {
             b = reused.takeUnretainedValue()
@@ -88,6 +105,7 @@ final class Bind {
         b.proto = proto
         b.kind = kind
         b.fd = fd
+        b.transport = transport
         b.notify = notify
         b.segment = segment
         b.privateData = privateData
@@ -106,8 +124,13 @@ final class Bind {
         return b
     }
 
-    /// Registers the socket with the loop's epoll, edge-triggered, for both directions.
+    /// Starts watching the socket: epoll readiness (edge-triggered, both
+    /// directions) for kernel sockets, a multishot receive for io_uring.
     func watch() throws(SysError) {
+        if transport == .uring {
+            startUringReceive()
+            return
+        }
         try loop.poller.add(fd, CEVPL_EPOLLIN | CEVPL_EPOLLOUT | CEVPL_EPOLLET | CEVPL_EPOLLRDHUP,
                             EventSource.token(.bind, Unmanaged.passUnretained(self).toOpaque()))
     }
@@ -154,7 +177,7 @@ final class Bind {
             if flags & CEVPL_EPOLLOUT != 0 && isLive && (!sendQueue.isEmpty || !datagrams.isEmpty) {
                 loop.markDirty(self)
             }
-        case .closing, .free:
+        case .closing, .free, .draining:
             return
         }
     }
@@ -191,7 +214,27 @@ final class Bind {
     }
 
     /// End of the iteration: release everything, deliver DISCONNECTED, recycle.
+    /// An io_uring bind with operations in flight is cancelled and drains
+    /// first (its buffers may still be in the kernel's hands); it is recycled
+    /// by `uringSettled` once the last completion came back.
     func completeClose() {
+        // The notify callback may look at the bind (addresses, protocol) during DISCONNECTED.
+        deliver(EVPL_NOTIFY_DISCONNECTED, status: closeStatus)
+        loop.unregister(self)
+        notify = nil
+        segment = nil
+        privateData = nil
+        recvQueue.releaseAll()
+        if transport == .uring && uringInflight > 0 {
+            state = .draining
+            cancelUring()
+            return
+        }
+        recycle()
+    }
+
+    /// Closes the socket, drops what is queued, and puts the bind on the free list.
+    func recycle() {
         if fd >= 0 {
             Sys.close(fd)  // also removes it from epoll
             fd = -1
@@ -200,13 +243,7 @@ final class Bind {
         recvQueue.releaseAll()
         datagrams.removeAll()
         messageEnds.removeAll()
-        // The notify callback may look at the bind (addresses, protocol) during DISCONNECTED.
-        deliver(EVPL_NOTIFY_DISCONNECTED, status: closeStatus)
-        loop.unregister(self)
         state = .free
-        notify = nil
-        segment = nil
-        privateData = nil
         // If still linked in the dirty list (sent to, then closed, from a
         // DISCONNECTED callback), the next flush pass unlinks it; flushing a
         // free or reused bind is harmless.

@@ -36,6 +36,12 @@ final class EventLoop {
     @exclusivity(unchecked) var bindsHead: Unmanaged<Bind>?
     /// Closed binds ready for reuse.
     @exclusivity(unchecked) var freeBinds = BindFreeList()
+    /// The loop's io_uring, made on first use (io_uring binds, block queues).
+    @exclusivity(unchecked) var uring: Uring?
+    /// Closed io_uring binds still waiting for their operations to complete.
+    @exclusivity(unchecked) var drainingBinds = 0
+    /// Block requests submitted and not yet completed.
+    @exclusivity(unchecked) var blockInflight = 0
     /// Per-loop scratch for building writev/sendmmsg/recvmmsg arguments.
     let scratch: Scratch
     /// recv_msg.addr for datagrams, valid during one RECV_MSG callback.
@@ -87,10 +93,12 @@ final class EventLoop {
             dispatch(n)
             poller.growIfFull(n)
         }
+        if let u = uring { work += u.reap() }
         if handOffCount.load(ordering: .relaxed) > 0 { work += adoptHandOffs() }
         if !deferrals.isEmpty { work += deferrals.run(handle) }
         if dirtyHead != nil { work += flushDirty() }
         if closingHead != nil { work += finishCloses() }
+        if let u = uring { u.submit() }
         if work > 0 {
             lastWork = now
             emptyPolls = 0
@@ -165,6 +173,8 @@ final class EventLoop {
             case .wake:
                 wakePending.store(false, ordering: .sequentiallyConsistent)
                 _ = Sys.eventfdRead(wakeFd)
+            case .uring:
+                if let u = uring { _ = Sys.eventfdRead(u.eventFd) }  // completions are reaped below
             case .doorbell:
                 if !removedDoorbells.isEmpty && removedDoorbells.contains(token) { continue }
                 let d = address!.assumingMemoryBound(to: evpl_doorbell.self)
@@ -285,9 +295,27 @@ final class EventLoop {
     func destroy() {
         closeAllBinds()
         while !deferrals.isEmpty { _ = deferrals.run(handle) }
+        drainUring()
         freeBinds.drain()
         Sys.close(wakeFd)
         pool.retire()
+    }
+
+    /// Waits (bounded) until io_uring has given back every closed bind and
+    /// block request, then tears the ring down.
+    private func drainUring() {
+        guard let u = uring else { return }
+        let deadline = Sys.monotonicNanoseconds() &+ 2_000_000_000
+        while (drainingBinds > 0 || blockInflight > 0) && Sys.monotonicNanoseconds() < deadline {
+            u.submit()
+            _ = poller.wait(timeoutNs: 1_000_000)
+            _ = u.reap()
+        }
+        if drainingBinds > 0 || blockInflight > 0 {
+            Log.error("io_uring", "operations still in the kernel at evpl_destroy; leaking the ring")
+            return  // the ring must outlive operations still in the kernel
+        }
+        uring = nil
     }
 
     /// Detaches from listeners and closes every bind, delivering each DISCONNECTED.

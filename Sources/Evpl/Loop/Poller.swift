@@ -10,6 +10,7 @@ enum EventSource: UInt64 {
     case listenSocket = 1  // Unmanaged<ListenSocket>
     case wake = 2          // the loop's own eventfd (evpl_stop, hand-offs)
     case doorbell = 3      // UnsafeMutablePointer<evpl_doorbell>
+    case uring = 4         // the loop's io_uring completion eventfd
 
     @inline(__always)
     static func token(_ kind: EventSource, _ p: UnsafeRawPointer?) -> UInt64 {

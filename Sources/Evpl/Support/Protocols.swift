@@ -38,7 +38,7 @@ enum Protocols {
         case EVPL_STREAM_SOCKET_TCP, EVPL_DATAGRAM_SOCKET_UDP:
             return nil
         case EVPL_STREAM_IO_URING_TCP:
-            return g.ioUringEnabled == 0 ? "disabled by io_uring_enabled" : "the io_uring transport is not built yet"
+            return IoUringSupport.unavailableReason
         case EVPL_DATAGRAM_RDMACM_RC, EVPL_DATAGRAM_RDMACM_UD, EVPL_STREAM_RDMACM_RC:
             return g.rdmacmEnabled == 0 ? "disabled by rdmacm_enabled" : "the RDMA transports are not built yet"
         case EVPL_STREAM_XLIO_TCP:

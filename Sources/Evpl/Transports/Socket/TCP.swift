@@ -14,6 +14,8 @@ enum TCP {
     static func connect(loop: EventLoop, proto: evpl_protocol_id, local: Endpoint?, remote: Endpoint,
                         notify: evpl_notify_callback_t?, segment: evpl_segment_callback_t?,
                         privateData: UnsafeMutableRawPointer?) -> Bind? {
+        let transport: Bind.Transport = proto == EVPL_STREAM_IO_URING_TCP ? .uring : .socket
+        if transport == .uring && IoUringTCP.ring(loop) == nil { return nil }
         var peer = sockaddr_storage()
         guard let peerLength = remote.resolve(into: &peer) else { return nil }
         let fd: CInt
@@ -40,14 +42,19 @@ enum TCP {
             }
         }
         let b = Bind.make(loop: loop, proto: proto, kind: .stream, fd: fd, notify: notify,
-                          segment: segment, privateData: privateData)
+                          segment: segment, privateData: privateData, transport: transport)
         b.state = .connecting
         b.remote.storage = peer
         b.remote.length = peerLength
         do {
-            // Registered before connect: the first writable edge reports the outcome.
-            try b.watch()
-            _ = try Sys.connect(fd, &peer, peerLength)
+            if transport == .uring {
+                _ = try Sys.connect(fd, &peer, peerLength)
+                b.startUringConnect()
+            } else {
+                // Registered before connect: the first writable edge reports the outcome.
+                try b.watch()
+                _ = try Sys.connect(fd, &peer, peerLength)
+            }
         } catch {
             b.close(status: error.errno)  // DISCONNECTED from the loop, never from here
         }
@@ -56,9 +63,14 @@ enum TCP {
 
     /// A connection accepted for `loop`: the attach callback sets it up, then CONNECTED.
     static func accepted(fd: CInt, loop: EventLoop, binding: ListenerBinding, proto: evpl_protocol_id) {
+        let transport: Bind.Transport = proto == EVPL_STREAM_IO_URING_TCP ? .uring : .socket
+        if transport == .uring && IoUringTCP.ring(loop) == nil {
+            Sys.close(fd)
+            return
+        }
         Sys.setOption(fd, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
         let b = Bind.make(loop: loop, proto: proto, kind: .stream, fd: fd, notify: nil, segment: nil,
-                          privateData: nil)
+                          privateData: nil, transport: transport)
         b.state = .open
         Sys.localAddressInto(b)
         Sys.remoteAddressInto(b)
