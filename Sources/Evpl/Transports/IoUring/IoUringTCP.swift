@@ -47,7 +47,15 @@ extension Bind {
         } else if res < 0 {
             switch -res {
             case ENOBUFS:
-                break  // every provided buffer was in use: re-armed below once they come back
+                // Every provided buffer was taken: re-armed at submit time,
+                // after the fresh ones are posted.
+                if state == .draining {
+                    settleIfDone()
+                } else if isLive {
+                    uringInflight += 1  // the pending re-arm keeps the bind from being recycled
+                    uring.starve(self)
+                }
+                return
             case ECANCELED:
                 break
             default:
@@ -57,6 +65,16 @@ extension Bind {
         if state == .draining {
             settleIfDone()
         } else if !uringReceiving && isLive && !peerClosed && res != 0 {
+            startUringReceive()
+        }
+    }
+
+    /// Submit time, for a bind whose receive ran out of buffers.
+    func rearmUringReceive() {
+        uringInflight -= 1
+        if state == .draining {
+            settleIfDone()
+        } else if isLive && !peerClosed {
             startUringReceive()
         }
     }

@@ -112,11 +112,29 @@ final class Uring {
         Log.fatal("io_uring", "the submission queue does not drain")
     }
 
-    /// End of the iteration: one io_uring_enter for everything queued.
+    /// End of the iteration: re-arm receives that ran out of provided
+    /// buffers (there are fresh ones now), then one io_uring_enter for
+    /// everything queued.
     @inline(__always)
     func submit() {
         if replenished > 0 { advance() }
+        if !starved.isEmpty { rearmStarved() }
         if cevpl_uring_sq_ready(ring) > 0 { _ = cevpl_uring_submit(ring) }
+    }
+
+    /// Binds whose multishot receive ended with ENOBUFS: re-armed at submit
+    /// time, not at once (an immediate re-arm would fail the same way).
+    private var starved: [Unmanaged<Bind>] = []
+
+    func starve(_ b: Bind) {
+        starved.append(Unmanaged.passUnretained(b))
+    }
+
+    private func rearmStarved() {
+        for b in starved {
+            b._withUnsafeGuaranteedRef { $0.rearmUringReceive() }
+        }
+        starved.removeAll(keepingCapacity: true)
     }
 
     // MARK: Provided buffers
@@ -152,10 +170,11 @@ final class Uring {
 
     // MARK: Completions
 
-    /// Handles every completion that is ready; returns how many.
+    /// Handles the completions that are ready (a bounded number, so one
+    /// busy ring cannot starve the rest of the loop); returns how many.
     func reap() -> Int {
         var handled = 0
-        while true {
+        while handled < 1024 {
             let n = Int(cevpl_uring_reap(ring, completions, 32))
             if n == 0 { break }
             for i in 0..<n {
