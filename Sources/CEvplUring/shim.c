@@ -47,6 +47,18 @@ void cevpl_uring_prep_recv_multishot(struct io_uring_sqe *sqe, int fd, uint16_t 
     io_uring_sqe_set_data64(sqe, data);
 }
 
+void cevpl_uring_prep_accept_multishot(struct io_uring_sqe *sqe, int fd, uint64_t data)
+{
+    io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, data);
+}
+
+void cevpl_uring_prep_cancel_data(struct io_uring_sqe *sqe, uint64_t target, uint64_t data)
+{
+    io_uring_prep_cancel64(sqe, target, 0);
+    io_uring_sqe_set_data64(sqe, data);
+}
+
 void cevpl_uring_prep_sendmsg(struct io_uring_sqe *sqe, int fd, const struct msghdr *msg, uint64_t data)
 {
     io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);

@@ -50,6 +50,8 @@ CEVPL_URING_HIDDEN unsigned cevpl_uring_reap(struct io_uring *ring, cevpl_cqe *o
 
 /* Each prep_* fills `sqe` and sets its user data. */
 CEVPL_URING_HIDDEN void cevpl_uring_prep_recv_multishot(struct io_uring_sqe *sqe, int fd, uint16_t group, uint64_t data);
+CEVPL_URING_HIDDEN void cevpl_uring_prep_accept_multishot(struct io_uring_sqe *sqe, int fd, uint64_t data);
+CEVPL_URING_HIDDEN void cevpl_uring_prep_cancel_data(struct io_uring_sqe *sqe, uint64_t target, uint64_t data);
 CEVPL_URING_HIDDEN void cevpl_uring_prep_sendmsg(struct io_uring_sqe *sqe, int fd, const struct msghdr *msg, uint64_t data);
 CEVPL_URING_HIDDEN void cevpl_uring_prep_poll_out(struct io_uring_sqe *sqe, int fd, uint64_t data);
 CEVPL_URING_HIDDEN void cevpl_uring_prep_cancel_fd(struct io_uring_sqe *sqe, int fd, uint64_t data);

@@ -1,5 +1,6 @@
 import CEvpl
 import CEvplLinux
+import CEvplUring
 import Glibc
 import Synchronization
 
@@ -69,7 +70,7 @@ final class Listener {
             guard let i = s.bindings.firstIndex(where: { $0 === binding }) else { return }
             s.bindings.remove(at: i)
             binding.attached = false
-            for socket in s.sockets { binding.loop.poller.remove(socket.fd) }
+            for socket in s.sockets { binding.loop.unregisterListenSocket(socket) }
         }
     }
 
@@ -166,14 +167,85 @@ final class ListenerBinding {
     }
 }
 
+extension ListenSocket {
+    var usesUring: Bool { proto == EVPL_STREAM_IO_URING_TCP }
+
+    /// A multishot accept completion on `loop`'s ring: a new connection, or
+    /// the end of the multishot (re-posted while the loop is still attached).
+    static func uringAccepted(_ object: UnsafeMutableRawPointer, _ res: Int32, more: Bool, on loop: EventLoop) {
+        let socket = Unmanaged<ListenSocket>.fromOpaque(object).takeUnretainedValue()
+        if res >= 0 {
+            if let mine = socket.listener.handOut(res, proto: socket.proto, from: loop) {
+                TCP.accepted(fd: res, loop: loop, binding: mine, proto: socket.proto)
+            }
+        } else if res != -ECANCELED {
+            Log.debug("listener", "multishot accept: \(String(cString: strerror(-res)))")
+        }
+        guard !more else { return }
+        let stillWatched = loop.uringListenSockets.contains { $0 === socket }
+        Unmanaged<ListenSocket>.fromOpaque(object).release()  // the accept's +1
+        loop.uringAccepts -= 1
+        if stillWatched && res != -ECANCELED { loop.postUringAccept(socket) }
+    }
+}
+
 extension EventLoop {
-    /// Any thread (epoll_ctl is thread-safe): watch a listening socket.
+    /// Any thread: watch a listening socket.  Kernel-socket listeners go into
+    /// epoll at once (epoll_ctl is thread-safe, and EPOLLEXCLUSIVE wakes one
+    /// loop per connection).  io_uring listeners get a multishot accept on
+    /// this loop's ring, which only this loop's thread may touch: queued here,
+    /// posted by the loop.
     func registerListenSocket(_ socket: ListenSocket) {
+        if socket.usesUring {
+            pendingListenSockets.withLock { $0.append(socket) }
+            handOffCount.wrappingAdd(1, ordering: .releasing)
+            wake()
+            return
+        }
         do {
             try poller.add(socket.fd, CEVPL_EPOLLIN | CEVPL_EPOLLEXCLUSIVE,
                            EventSource.token(.listenSocket, Unmanaged.passUnretained(socket).toOpaque()))
         } catch {
             Log.error("listener", "cannot watch a listening socket: \(error.description)")
         }
+    }
+
+    /// Loop thread (detach): stop watching a listening socket.
+    func unregisterListenSocket(_ socket: ListenSocket) {
+        guard socket.usesUring else {
+            poller.remove(socket.fd)
+            return
+        }
+        pendingListenSockets.withLock { $0.removeAll { $0 === socket } }
+        guard let i = uringListenSockets.firstIndex(where: { $0 === socket }) else { return }
+        uringListenSockets.remove(at: i)
+        if let u = uring {
+            let token = Uring.token(.accept, Unmanaged.passUnretained(socket).toOpaque())
+            cevpl_uring_prep_cancel_data(u.sqe(), token, Uring.token(.ignore, Unmanaged.passUnretained(socket).toOpaque()))
+        }
+    }
+
+    /// Loop thread: post the multishot accepts queued by `registerListenSocket`.
+    func postPendingListenSockets() {
+        let pending = pendingListenSockets.withLock { l -> [ListenSocket] in
+            let all = l
+            l.removeAll()
+            return all
+        }
+        for socket in pending {
+            guard IoUringTCP.ring(self) != nil else {
+                Log.error("listener", "STREAM_IO_URING_TCP: this loop has no io_uring; not accepting here")
+                continue
+            }
+            uringListenSockets.append(socket)
+            postUringAccept(socket)
+        }
+    }
+
+    func postUringAccept(_ socket: ListenSocket) {
+        guard let u = uring else { return }
+        let token = Uring.token(.accept, Unmanaged.passRetained(socket).toOpaque())
+        cevpl_uring_prep_accept_multishot(u.sqe(), socket.fd, token)
+        uringAccepts += 1
     }
 }

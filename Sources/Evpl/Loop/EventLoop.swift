@@ -42,6 +42,12 @@ final class EventLoop {
     @exclusivity(unchecked) var drainingBinds = 0
     /// Block requests submitted and not yet completed.
     @exclusivity(unchecked) var blockInflight = 0
+    /// io_uring listening sockets with a multishot accept on this loop's ring.
+    @exclusivity(unchecked) var uringListenSockets: [ListenSocket] = []
+    /// Multishot accepts posted and not yet finished.
+    @exclusivity(unchecked) var uringAccepts = 0
+    /// io_uring listening sockets registered from another thread, posted by this loop.
+    let pendingListenSockets = Mutex<[ListenSocket]>([])
     /// Per-loop scratch for building writev/sendmmsg/recvmmsg arguments.
     let scratch: Scratch
     /// recv_msg.addr for datagrams, valid during one RECV_MSG callback.
@@ -49,7 +55,8 @@ final class EventLoop {
 
     /// Accepted connections handed to this loop by another loop.
     private let handOffs = Mutex<[HandOff]>([])
-    private let handOffCount = Atomic<Int>(0)
+    /// Work queued by other threads (hand-offs, listener registrations).
+    let handOffCount = Atomic<Int>(0)
     @exclusivity(unchecked) var listenerBindings: [ListenerBinding] = []
 
     init?(config: ThreadConfig?) {
@@ -272,12 +279,13 @@ final class EventLoop {
     }
 
     private func adoptHandOffs() -> Int {
+        handOffCount.store(0, ordering: .relaxed)
+        postPendingListenSockets()
         let list = handOffs.withLock { l -> [HandOff] in
             let all = l
             l.removeAll()
             return all
         }
-        handOffCount.wrappingSubtract(list.count, ordering: .relaxed)
         for h in list {
             if h.binding.attached {
                 TCP.accepted(fd: h.fd, loop: self, binding: h.binding, proto: h.proto)
@@ -306,12 +314,12 @@ final class EventLoop {
     private func drainUring() {
         guard let u = uring else { return }
         let deadline = Sys.monotonicNanoseconds() &+ 2_000_000_000
-        while (drainingBinds > 0 || blockInflight > 0) && Sys.monotonicNanoseconds() < deadline {
+        while (drainingBinds > 0 || blockInflight > 0 || uringAccepts > 0) && Sys.monotonicNanoseconds() < deadline {
             u.submit()
             _ = poller.wait(timeoutNs: 1_000_000)
             _ = u.reap()
         }
-        if drainingBinds > 0 || blockInflight > 0 {
+        if drainingBinds > 0 || blockInflight > 0 || uringAccepts > 0 {
             Log.error("io_uring", "operations still in the kernel at evpl_destroy; leaking the ring")
             return  // the ring must outlive operations still in the kernel
         }

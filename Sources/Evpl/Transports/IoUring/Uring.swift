@@ -19,6 +19,7 @@ final class Uring {
         case connect = 2   // Unmanaged<Bind>, poll for writability
         case ignore = 3    // cancellations: nothing to do
         case block = 4     // Unmanaged<BlockRequest>
+        case accept = 5    // Unmanaged<ListenSocket>, retained while the multishot accept lives
     }
 
     static let bufferGroup: UInt16 = 0
@@ -200,6 +201,8 @@ final class Uring {
             Unmanaged<Bind>.fromOpaque(object)._withUnsafeGuaranteedRef { $0.uringConnected(res) }
         case .block:
             BlockRequest.complete(object, res)
+        case .accept:
+            ListenSocket.uringAccepted(object, res, more: flags & CEVPL_CQE_F_MORE != 0, on: loop)
         case .ignore:
             return
         }
