@@ -8,7 +8,10 @@
 #   make test-asan       the C tests against an AddressSanitizer build (build/asan/)
 #   make valgrind        the C tests under valgrind (VALGRIND_SKIP="test_a test_b")
 #   make install         PREFIX=/usr/local: lib, include, lib/pkgconfig/evpl.pc
-#   make run             build, then examples/demo.sh
+#   make run             build, then examples/demo.sh and examples/evperf-demo.sh
+#   make evperf          the benchmark tool, release build (swift build -c release --product evperf)
+#   make swift-example   build and run examples/SwiftEcho (a package using evpl by path)
+#   make docs            DocC documentation of the Swift API; warnings fail it
 #   make bench           install into build/prefix, then ../shared/bench/run.sh
 #   make clean
 
@@ -58,7 +61,8 @@ VALGRIND := valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-k
 VALGRIND_SKIP ?=
 VALGRIND_TIMEOUT ?= 900
 
-.PHONY: deps all header check-abi ctests ctests-build test test-asan valgrind install run bench clean FORCE
+.PHONY: deps all header check-abi ctests ctests-build test test-asan valgrind install run bench clean FORCE evperf \
+        swift-example docs
 
 all: $(LIB) build/include/evpl/evpl.h
 
@@ -106,8 +110,10 @@ deps:
 
 test: deps
 	$(SWIFT) build
+	$(SWIFT) build --product evperf
 	$(SWIFT) test
 	$(MAKE) all ctests check-abi
+	$(MAKE) swift-example
 
 # AddressSanitizer: a debug libevpl.so instrumented by swiftc, and the C tests
 # built with clang -fsanitize=address so that they carry the same runtime.
@@ -143,13 +149,34 @@ install: all
 
 run: deps all
 	bash examples/demo.sh
+	SWIFT="$(SWIFT)" bash examples/evperf-demo.sh
+
+# evperf, the project's benchmark tool (release build; the binary is in
+# `swift build -c release --show-bin-path`).
+evperf:
+	$(SWIFT) build -c release --product evperf
+
+# The downstream sample package: it depends on evpl by path and `import Evpl`s;
+# built in its own .build-swiftecho, then its echo exchange must succeed.
+swift-example:
+	SWIFT="$(SWIFT)" bash examples/SwiftEcho/run.sh
+
+# DocC documentation of the Swift API (swift-docc-plugin), into
+# .build/plugins/Swift-DocC/outputs/Evpl.doccarchive.  Any warning, from DocC
+# or from the build behind it, fails it (log: build/docs.log).
+docs:
+	@mkdir -p build
+	$(SWIFT) package generate-documentation --target Evpl --warnings-as-errors >build/docs.log 2>&1 \
+	  || { cat build/docs.log; exit 1; }
+	@cat build/docs.log
+	@if grep -i 'warning:' build/docs.log >/dev/null; then echo "error: the docs build warned" >&2; exit 1; fi
 
 bench:
 	$(MAKE) install PREFIX=$(CURDIR)/build/prefix
 	bash $(CURDIR)/../shared/bench/run.sh $(CURDIR)/build/prefix
 
 clean:
-	rm -rf build .build-asan
+	rm -rf build .build-asan .build-swiftecho
 	$(SWIFT) package clean
 
 FORCE:

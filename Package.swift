@@ -14,6 +14,15 @@ let package = Package(
         // Swift consumers: `import Evpl`.
         .library(name: "Evpl", targets: ["Evpl"]),
         .executable(name: "evpl-header", targets: ["evpl-header"]),
+        // The benchmark tool and demo (make evperf).
+        .executable(name: "evperf", targets: ["evperf"]),
+    ],
+    dependencies: [
+        // `swift package generate-documentation` (make docs); no code depends on it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
+        // evperf's command line and latency histograms (the engine uses neither).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         // The ABI's C types only: structs, enums, callback typedefs, constants.
@@ -27,10 +36,19 @@ let package = Package(
         .target(name: "Evpl", dependencies: ["CEvpl", "CEvplLinux", "CEvplUring"]),
         // Writes include/evpl/evpl.h from the @_cdecl declarations.
         .executableTarget(name: "evpl-header"),
+        // evperf: benchmarks the engine through its public API (Foundation allowed here).
+        .executableTarget(name: "evperf", dependencies: [
+            "Evpl",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
         // The generated header as a C module, for tests that call the ABI as C does.
         .target(name: "CEvplHeader", path: "Tests/CEvplHeader"),
         .testTarget(name: "EvplTests", dependencies: ["Evpl"]),
         .testTarget(name: "EvplABITests", dependencies: ["Evpl", "CEvplHeader"]),
+        // Runs the built evperf binary (build it first: swift build --product evperf).
+        .testTarget(name: "EvperfTests"),
+        .testTarget(name: "EvplSwiftAPITests", dependencies: ["Evpl"]),
     ],
     // The engine uses no Swift concurrency; its threading rules are the C API's
     // (BEHAVIOR.md §Threading model), so the Swift 5 language mode fits.
