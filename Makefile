@@ -12,7 +12,7 @@
 #   make evperf          the benchmark tool, release build (swift build -c release --product evperf)
 #   make swift-example   build and run examples/SwiftEcho (a package using evpl by path)
 #   make docs            DocC documentation of the Swift API; warnings fail it
-#   make bench           install into build/prefix, then ../shared/bench/run.sh
+#   make bench           install into build/prefix, ../shared/bench/run.sh, then evperf's full set
 #   make clean
 
 PREFIX ?= /usr/local
@@ -44,7 +44,9 @@ HEADER := include/evpl/evpl.h
 
 # The dynamic library product, linked self-contained: static Swift runtime,
 # our SONAME, and a version script that exports evpl_* only.
-LINK_FLAGS := -Xswiftc -static-stdlib -Xlinker -soname=$(SONAME) \
+# lld (the toolchain's): gold keeps local symbols reached through the GOT (the
+# Swift API's error type) in .dynsym, where `nm -D` would show them.
+LINK_FLAGS := -Xswiftc -static-stdlib -Xswiftc -use-ld=lld -Xlinker -soname=$(SONAME) \
               -Xlinker --version-script=$(CURDIR)/evpl.map
 RELEASE_BUILD := $(SWIFT) build -c release --product evpl $(LINK_FLAGS)
 ASAN_BUILD := $(SWIFT) build -c debug --product evpl -Xswiftc -sanitize=address $(LINK_FLAGS) \
@@ -64,7 +66,7 @@ VALGRIND_TIMEOUT ?= 900
 .PHONY: deps all header check-abi ctests ctests-build test test-asan valgrind install run bench clean FORCE evperf \
         swift-example docs
 
-all: $(LIB) build/include/evpl/evpl.h
+all: deps $(LIB) build/include/evpl/evpl.h
 
 # Swift decides whether anything needs relinking; the copy (and so the
 # relinking of the C tests) happens only when the library changed.  The
@@ -86,7 +88,7 @@ build/include/evpl/evpl.h: $(HEADER)
 	@mkdir -p $(@D)
 	cp $< $@
 
-header:
+header: deps
 	$(SWIFT) build --product evpl-header
 	"$$($(SWIFT) build --show-bin-path)/evpl-header" "$(CURDIR)" $(HEADER)
 
@@ -118,7 +120,7 @@ test: deps
 # AddressSanitizer: a debug libevpl.so instrumented by swiftc, and the C tests
 # built with clang -fsanitize=address so that they carry the same runtime.
 # No -Werror here: `make ctests` is where warnings are judged.
-test-asan:
+test-asan: deps
 	$(ASAN_BUILD)
 	@set -e; so="$$($(ASAN_BUILD) --show-bin-path)/$(LIBNAME)"; \
 	mkdir -p build/asan/lib build/asan/include/evpl build/asan/ctests; \
@@ -174,6 +176,7 @@ docs:
 bench:
 	$(MAKE) install PREFIX=$(CURDIR)/build/prefix
 	bash $(CURDIR)/../shared/bench/run.sh $(CURDIR)/build/prefix
+	FULL=1 SECS=3 SWIFT="$(SWIFT)" bash examples/evperf-demo.sh
 
 clean:
 	rm -rf build .build-asan .build-swiftecho
