@@ -16,6 +16,16 @@
 #include <string.h>
 #include <time.h>
 
+/* AddressSanitizer builds (make test-asan): it owns malloc and inflates RSS. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EVPL_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(EVPL_TEST_ASAN)
+#define EVPL_TEST_ASAN 1
+#endif
+
 #define CHECK(cond) do { \
         if (!(cond)) { \
             fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \

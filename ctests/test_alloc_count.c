@@ -12,18 +12,10 @@
  * Each must allocate fewer than one block per 10 000 messages.
  */
 #include "harness.h"
+#include "net.h"
 #include <arpa/inet.h>
 #include <stdatomic.h>
 #include <stddef.h>
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define EVPL_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define EVPL_TEST_ASAN 1
-#endif
 
 static atomic_int  counting;
 static atomic_long allocations;
@@ -145,24 +137,6 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, 
     }
 }
 
-static struct evpl *
-busy_loop(void)
-{
-    struct evpl_thread_config *cfg = evpl_thread_config_init();
-    evpl_thread_config_set_wait_ms(cfg, 0);
-    struct evpl *evpl = evpl_create(cfg);
-    evpl_thread_config_release(cfg);
-    CHECK(evpl != NULL);
-    return evpl;
-}
-
-static void
-pump(struct evpl *a, struct evpl *b)
-{
-    evpl_continue(a);
-    evpl_continue(b);
-}
-
 /* One framed message: 4-byte length, then payload. */
 static void
 send_message(struct evpl *evpl)
@@ -215,15 +189,11 @@ static struct evpl_listener_binding *
 setup(struct evpl *cl, struct evpl *sv, struct evpl_listener *listener, enum evpl_protocol_id proto)
 {
     struct evpl_listener_binding *binding = evpl_listener_attach(sv, listener, attach, NULL);
-    int port = 0;
-    for (int tries = 0; tries < 20 && port == 0; tries++) {
-        int p = 20000 + (int) ((now_us() * 7919 + (uint64_t) tries * 104729) % 30000);
-        struct evpl_endpoint *ep = evpl_endpoint_create("127.0.0.1", p);
-        if (evpl_listen(listener, proto, ep) == 0) {
-            port = p;
-            client.bind = evpl_connect(cl, proto, NULL, ep, client_notify,
-                                       stream_mode ? NULL : segment, NULL);
-        }
+    struct evpl_endpoint *ep = NULL;
+    int port = listen_random_port(listener, proto, &ep);
+    if (port != 0) {
+        client.bind = evpl_connect(cl, proto, NULL, ep, client_notify,
+                                   stream_mode ? NULL : segment, NULL);
         evpl_endpoint_close(ep);
     }
     CHECK(port != 0 && client.bind != NULL);
@@ -253,7 +223,7 @@ main(int argc, char **argv)
 
     /* 1. framed round trips */
     {
-        struct evpl *cl = busy_loop(), *sv = busy_loop();
+        struct evpl *cl = loop_with_wait(0), *sv = loop_with_wait(0);  /* never sleep when idle */
         struct evpl_listener *listener = evpl_listener_create();
         struct evpl_listener_binding *binding = setup(cl, sv, listener, proto);
         round_trips(cl, sv, 1000);                    /* warm-up */
@@ -275,7 +245,7 @@ main(int argc, char **argv)
         memset(&server, 0, sizeof(server));
         memset(&client, 0, sizeof(client));
         stream_mode = 1;
-        struct evpl *cl = busy_loop(), *sv = busy_loop();
+        struct evpl *cl = loop_with_wait(0), *sv = loop_with_wait(0);  /* never sleep when idle */
         struct evpl_listener *listener = evpl_listener_create();
         struct evpl_listener_binding *binding = setup(cl, sv, listener, proto);
         evpl_bind_request_send_notifications(cl, client.bind);

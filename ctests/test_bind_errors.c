@@ -15,6 +15,7 @@
  * The stream protocol under test comes from -r (default STREAM_SOCKET_TCP).
  */
 #include "harness.h"
+#include "net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -23,33 +24,7 @@
 static enum evpl_protocol_id proto;
 static struct evpl          *evpl;
 
-#define WAIT_FOR(cond, ms) do { \
-        uint64_t _end = now_ms() + (uint64_t) (ms); \
-        while (!(cond) && now_ms() < _end) evpl_continue(evpl); \
-        if (!(cond)) { \
-            fprintf(stderr, "%s:%d: timed out waiting for %s\n", __FILE__, __LINE__, #cond); \
-            exit(1); \
-        } \
-} while (0)
-
-static int
-free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    if (bind(fd, (struct sockaddr *) &sa, sl) != 0 ||
-        getsockname(fd, (struct sockaddr *) &sa, &sl) != 0) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
+#define WAIT_FOR(cond, ms) WAIT_FOR2(evpl, NULL, cond, ms)
 
 struct conn {
     struct evpl_bind *bind;
@@ -130,7 +105,7 @@ main(int argc, char **argv)
     if (!evpl_protocol_available(proto)) SKIP("protocol %d not available", (int) proto);
     evpl = test_loop();
 
-    int port = free_port();
+    int port = free_port("127.0.0.1");
     CHECK(port > 0);
     struct evpl_endpoint *ep = evpl_endpoint_create("127.0.0.1", port);
     struct evpl_endpoint *ep0 = evpl_endpoint_create("127.0.0.1", 0);
@@ -179,17 +154,7 @@ main(int argc, char **argv)
     struct evpl_listener_binding *lb = evpl_listener_attach(evpl, listener, server_attach, NULL);
     CHECK(lb != NULL);
     struct evpl_endpoint *lep = NULL;
-    for (int attempt = 0; attempt < 5 && !lep; attempt++) {
-        port = free_port();
-        CHECK(port > 0);
-        lep = evpl_endpoint_create("127.0.0.1", port);
-        CHECK(lep != NULL);
-        if (evpl_listen(listener, proto, lep) != 0) {
-            evpl_endpoint_close(lep);
-            lep = NULL;
-        }
-    }
-    CHECK(lep != NULL);
+    port = listen_free(listener, proto, "127.0.0.1", &lep);
     struct evpl_endpoint *rep = evpl_endpoint_create("127.0.0.1", port);
     CHECK(rep != NULL);
     static struct conn cl;

@@ -6,6 +6,7 @@
  * protocol queries.
  */
 #include "harness.h"
+#include "net.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -163,19 +164,7 @@ ts_ns(const struct timespec *ts)
 static int
 has_rdma_device(void)
 {
-    DIR *d = opendir("/sys/class/infiniband");
-    if (!d) {
-        return 0;
-    }
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(d);
-    return n > 0;
+    return dir_entries("/sys/class/infiniband") > 0;
 }
 
 int

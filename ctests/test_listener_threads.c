@@ -12,6 +12,7 @@
  *  4. one listener on two ports, 127.0.0.1 and ::1, accepts on both.
  */
 #include "harness.h"
+#include "net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -24,51 +25,6 @@
 
 static enum evpl_protocol_id proto;
 static struct evpl_listener *listener;
-
-static int
-free_port(const char *addr)
-{
-    int v6 = strchr(addr, ':') != NULL;
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    memset(&ss, 0, sizeof ss);
-    if (v6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
-        s6->sin6_family = AF_INET6;
-        if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1) return -1;
-        sl = sizeof *s6;
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
-        s4->sin_family = AF_INET;
-        if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1) return -1;
-        sl = sizeof *s4;
-    }
-    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    if (bind(fd, (struct sockaddr *) &ss, sl) != 0) { close(fd); return -1; }
-    if (getsockname(fd, (struct sockaddr *) &ss, &sl) != 0) { close(fd); return -1; }
-    close(fd);
-    return v6 ? ntohs(((struct sockaddr_in6 *) &ss)->sin6_port)
-              : ntohs(((struct sockaddr_in *) &ss)->sin_port);
-}
-
-static int
-listen_free(struct evpl_listener *l, const char *addr, struct evpl_endpoint **ep_out)
-{
-    for (int attempt = 0; attempt < 5; attempt++) {
-        int port = free_port(addr);
-        CHECK(port > 0);
-        struct evpl_endpoint *ep = evpl_endpoint_create(addr, port);
-        CHECK(ep != NULL);
-        if (evpl_listen(l, proto, ep) == 0) {
-            *ep_out = ep;
-            return port;
-        }
-        evpl_endpoint_close(ep);
-    }
-    CHECK(!"evpl_listen failed on 5 free ports");
-    return -1;
-}
 
 /* ---- server side: one "worker" per loop ----------------------------------- */
 
@@ -278,7 +234,7 @@ main(int argc, char **argv)
     }
     evpl_thread_config_release(tcfg);
     struct evpl_endpoint *lep = NULL;
-    int port = listen_free(listener, "127.0.0.1", &lep);
+    int port = listen_free(listener, proto, "127.0.0.1", &lep);
     struct evpl_endpoint *rep = evpl_endpoint_create("127.0.0.1", port);
     CHECK(rep != NULL);
 
@@ -316,17 +272,9 @@ main(int argc, char **argv)
     /* ---- 3: a port a plain socket listens on ---- */
     fprintf(stderr, "3: evpl_listen on a port in use\n");
     {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        CHECK(fd >= 0);
-        struct sockaddr_in sa;
-        socklen_t sl = sizeof sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sin_family = AF_INET;
-        sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        CHECK_EQ(bind(fd, (struct sockaddr *) &sa, sl), 0);
-        CHECK_EQ(listen(fd, 4), 0);
-        CHECK_EQ(getsockname(fd, (struct sockaddr *) &sa, &sl), 0);
-        struct evpl_endpoint *busy = evpl_endpoint_create("127.0.0.1", ntohs(sa.sin_port));
+        int busy_port;
+        int fd = plain_listen("127.0.0.1", &busy_port);
+        struct evpl_endpoint *busy = evpl_endpoint_create("127.0.0.1", busy_port);
         CHECK(busy != NULL);
         CHECK_EQ(evpl_listen(listener, proto, busy), -1);
         close(fd);
@@ -340,7 +288,7 @@ main(int argc, char **argv)
     if (free_port("::1") > 0) {
         fprintf(stderr, "4: one listener on 127.0.0.1 and ::1\n");
         struct evpl_endpoint *lep6 = NULL;
-        int port6 = listen_free(listener, "::1", &lep6);
+        int port6 = listen_free(listener, proto, "::1", &lep6);
         struct evpl_endpoint *rep6 = evpl_endpoint_create("::1", port6);
         CHECK(rep6 != NULL);
 

@@ -6,23 +6,13 @@
  * thread, evpl_slab_alloc, and 100 000 alloc/release without RSS growth.
  */
 #include "harness.h"
+#include "net.h"
 
 #include <pthread.h>
 #include <unistd.h>
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)
-
-static long
-rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    CHECK(f != NULL);
-    long size = 0, resident = 0;
-    CHECK_EQ(fscanf(f, "%ld %ld", &size, &resident), 2);
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
 
 /* ---- live ranges: no two iovecs handed out share a byte ------------------ */
 

@@ -19,6 +19,7 @@
  * Both loops run in this thread, driven alternately.
  */
 #include "harness.h"
+#include "net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -32,46 +33,7 @@ static enum evpl_protocol_id proto;
 static struct evpl          *client, *server;
 static struct evpl_endpoint *rep;
 
-#define WAIT_FOR(cond, ms) do { \
-        uint64_t _end = now_ms() + (uint64_t) (ms); \
-        while (!(cond) && now_ms() < _end) { evpl_continue(client); evpl_continue(server); } \
-        if (!(cond)) { \
-            fprintf(stderr, "%s:%d: timed out waiting for %s\n", __FILE__, __LINE__, #cond); \
-            exit(1); \
-        } \
-} while (0)
-
-/* A loop that sleeps at most 1 ms when idle: two loops alternate in one
- * thread, so a long idle wait in one would stall the other's progress. */
-static struct evpl *
-fast_loop(void)
-{
-    struct evpl_thread_config *cfg = evpl_thread_config_init();
-    evpl_thread_config_set_wait_ms(cfg, 1);
-    struct evpl *evpl = evpl_create(cfg);
-    evpl_thread_config_release(cfg);
-    CHECK(evpl != NULL);
-    return evpl;
-}
-
-static int
-free_port(const char *addr)
-{
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    CHECK(inet_pton(AF_INET, addr, &sa.sin_addr) == 1);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    if (bind(fd, (struct sockaddr *) &sa, sl) != 0 ||
-        getsockname(fd, (struct sockaddr *) &sa, &sl) != 0) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
+#define WAIT_FOR(cond, ms) WAIT_FOR2(client, server, cond, ms)
 
 /* ---- the byte pattern: a function of (seed, stream position) ------------- */
 
@@ -620,26 +582,17 @@ main(int argc, char **argv)
     proto = test_protocol(argc, argv, EVPL_STREAM_SOCKET_TCP);
     if (!evpl_protocol_available(proto)) SKIP("protocol %d not available", (int) proto);
 
-    client = fast_loop();
-    server = fast_loop();
+    /* Idle waits of at most 1 ms: two loops alternate in this thread, so a
+     * long idle wait in one would stall the other's progress. */
+    client = loop_with_wait(1);
+    server = loop_with_wait(1);
     struct evpl_listener *listener = evpl_listener_create();
     CHECK(listener != NULL);
     struct evpl_listener_binding *lb = evpl_listener_attach(server, listener, server_attach, NULL);
     CHECK(lb != NULL);
 
     struct evpl_endpoint *lep = NULL;
-    int port = -1;
-    for (int attempt = 0; attempt < 5 && !lep; attempt++) {
-        port = free_port("127.0.0.1");
-        CHECK(port > 0);
-        lep = evpl_endpoint_create("127.0.0.1", port);
-        CHECK(lep != NULL);
-        if (evpl_listen(listener, proto, lep) != 0) {
-            evpl_endpoint_close(lep);
-            lep = NULL;
-        }
-    }
-    CHECK(lep != NULL);
+    int port = listen_free(listener, proto, "127.0.0.1", &lep);
     rep = evpl_endpoint_create("127.0.0.1", port);
     CHECK(rep != NULL);
 

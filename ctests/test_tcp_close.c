@@ -16,6 +16,7 @@
  *  7. evpl_connect with a local endpoint: the server sees that port.
  */
 #include "harness.h"
+#include "net.h"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -31,60 +32,7 @@ static struct evpl          *client, *server;
 static struct evpl_endpoint *rep;
 static int                   port;
 
-#define WAIT_FOR(cond, ms) do { \
-        uint64_t _end = now_ms() + (uint64_t) (ms); \
-        while (!(cond) && now_ms() < _end) { evpl_continue(client); evpl_continue(server); } \
-        if (!(cond)) { \
-            fprintf(stderr, "%s:%d: timed out waiting for %s\n", __FILE__, __LINE__, #cond); \
-            exit(1); \
-        } \
-} while (0)
-
-static void
-settle(void)
-{
-    for (int i = 0; i < 5; i++) { evpl_continue(client); evpl_continue(server); }
-}
-
-static int
-free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    if (bind(fd, (struct sockaddr *) &sa, sl) != 0 ||
-        getsockname(fd, (struct sockaddr *) &sa, &sl) != 0) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-static int
-raw_connect(void)
-{
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t) port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    CHECK_EQ(connect(fd, (struct sockaddr *) &sa, sizeof sa), 0);
-    return fd;
-}
-
-static int
-addr_port(const char *s)
-{
-    const char *c = strrchr(s, ':');
-    return c ? atoi(c + 1) : -1;
-}
+#define WAIT_FOR(cond, ms) WAIT_FOR2(client, server, cond, ms)
 
 /* ---- byte pattern keyed by (seed, offset) --------------------------------- */
 
@@ -255,7 +203,7 @@ case_client_close(void)
     cl.in_api = 0;
     CHECK_EQ(cl.disconnected, 0);
     WAIT_FOR(cl.disconnected && s->disconnected, 10000);
-    settle();
+    settle(client, server);
     CHECK_EQ(cl.disconnected, 1);
     CHECK_EQ(cl.status, 0);
     CHECK_EQ(s->disconnected, 1);
@@ -278,7 +226,7 @@ case_server_close(void)
     struct conn *s = open_pair(&cl);
     send_pattern(client, cl.bind, 12, 100);
     WAIT_FOR(cl.disconnected && s->disconnected, 10000);
-    settle();
+    settle(client, server);
     CHECK_EQ(s->replied, 1);
     CHECK_EQ(s->disconnected, 1);
     CHECK_EQ(s->status, 0);
@@ -307,7 +255,7 @@ case_client_finish(void)
     cl.in_api = 0;
     CHECK_EQ(cl.disconnected, 0);
     WAIT_FOR(cl.disconnected && s->disconnected, 20000);
-    settle();
+    settle(client, server);
     CHECK_EQ(s->received_at_disc, MiB);
     CHECK_EQ(s->received, MiB);
     CHECK_EQ(s->disconnected, 1);
@@ -336,7 +284,7 @@ case_server_finish(void)
     struct conn *s = open_pair(&cl);
     send_pattern(client, cl.bind, 14, 5000);
     WAIT_FOR(cl.disconnected && s->disconnected, 20000);
-    settle();
+    settle(client, server);
     CHECK_EQ(s->replied, 1);
     CHECK_EQ(cl.received_at_disc, 3 * MiB);
     CHECK_EQ(cl.disconnected, 1);
@@ -355,7 +303,8 @@ case_reset(void)
     memset(&next_conn, 0, sizeof next_conn);
     next_conn.mode = M_SINK;
     int first = nsconn;
-    int fd = raw_connect();
+    int fd = raw_connect("127.0.0.1", port, 0);
+    CHECK(fd >= 0);
     WAIT_FOR(nsconn > first && sconns[first].connected, 10000);
     struct conn *s = &sconns[first];
     unsigned char junk[1000];
@@ -365,7 +314,7 @@ case_reset(void)
     CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
     close(fd);
     WAIT_FOR(s->disconnected, 10000);
-    settle();
+    settle(client, server);
     CHECK_EQ(s->disconnected, 1);
     fprintf(stderr, "   server status %d after %llu bytes\n", s->status, (unsigned long long) s->received);
     CHECK(s->status == ECONNRESET || s->status == 0);
@@ -387,7 +336,8 @@ case_half_close(void)
     next_conn.reply_seed = 17;
     next_conn.reply_len = reply;
     int first = nsconn;
-    int fd = raw_connect();
+    int fd = raw_connect("127.0.0.1", port, 0);
+    CHECK(fd >= 0);
     unsigned char buf[65536];
     fill(buf, 16, 0, req);
     CHECK_EQ(write(fd, buf, req), (ssize_t) req);
@@ -435,7 +385,7 @@ case_local_endpoint(void)
     memset(&next_conn, 0, sizeof next_conn);
     next_conn.mode = M_SINK;
     for (int attempt = 0; attempt < 3; attempt++) {
-        int lport = free_port();
+        int lport = free_port("127.0.0.1");
         CHECK(lport > 0 && lport != port);
         struct evpl_endpoint *lep = evpl_endpoint_create("127.0.0.1", lport);
         CHECK(lep != NULL);
@@ -486,17 +436,7 @@ main(int argc, char **argv)
     struct evpl_listener_binding *lb = evpl_listener_attach(server, listener, server_attach, NULL);
     CHECK(lb != NULL);
     struct evpl_endpoint *lep = NULL;
-    for (int attempt = 0; attempt < 5 && !lep; attempt++) {
-        port = free_port();
-        CHECK(port > 0);
-        lep = evpl_endpoint_create("127.0.0.1", port);
-        CHECK(lep != NULL);
-        if (evpl_listen(listener, proto, lep) != 0) {
-            evpl_endpoint_close(lep);
-            lep = NULL;
-        }
-    }
-    CHECK(lep != NULL);
+    port = listen_free(listener, proto, "127.0.0.1", &lep);
     rep = evpl_endpoint_create("127.0.0.1", port);
     CHECK(rep != NULL);
 

@@ -9,6 +9,7 @@
  * Client and server run on two loops driven alternately from this thread.
  */
 #include "harness.h"
+#include "net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -18,90 +19,6 @@
 #define MAXMSG 4000
 
 static enum evpl_protocol_id proto;
-
-/* Drive two loops until *done or timeout_ms; returns *done. */
-static int
-run_until2(struct evpl *a, struct evpl *b, const volatile int *done, int timeout_ms)
-{
-    uint64_t end = now_ms() + (uint64_t) timeout_ms;
-    while (!*done && now_ms() < end) {
-        evpl_continue(a);
-        evpl_continue(b);
-    }
-    return *done;
-}
-
-#define WAIT_FOR(a, b, cond, ms) do { \
-        uint64_t _end = now_ms() + (uint64_t) (ms); \
-        while (!(cond) && now_ms() < _end) { evpl_continue(a); evpl_continue(b); } \
-        if (!(cond)) { \
-            fprintf(stderr, "%s:%d: timed out waiting for %s\n", __FILE__, __LINE__, #cond); \
-            exit(1); \
-        } \
-} while (0)
-
-/* A few more passes, to give a duplicate notification the chance to show. */
-static void
-settle(struct evpl *a, struct evpl *b)
-{
-    for (int i = 0; i < 5; i++) {
-        evpl_continue(a);
-        evpl_continue(b);
-    }
-}
-
-static int
-addr_port(const char *s)
-{
-    const char *c = strrchr(s, ':');
-    return c ? atoi(c + 1) : -1;
-}
-
-static int
-free_port(const char *addr)
-{
-    int v6 = strchr(addr, ':') != NULL;
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    memset(&ss, 0, sizeof ss);
-    if (v6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
-        s6->sin6_family = AF_INET6;
-        if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1) return -1;
-        sl = sizeof *s6;
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
-        s4->sin_family = AF_INET;
-        if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1) return -1;
-        sl = sizeof *s4;
-    }
-    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    if (bind(fd, (struct sockaddr *) &ss, sl) != 0) { close(fd); return -1; }
-    if (getsockname(fd, (struct sockaddr *) &ss, &sl) != 0) { close(fd); return -1; }
-    close(fd);
-    return v6 ? ntohs(((struct sockaddr_in6 *) &ss)->sin6_port)
-              : ntohs(((struct sockaddr_in *) &ss)->sin_port);
-}
-
-/* Listen on a port picked by the kernel (a listener has no bind to ask). */
-static int
-listen_free(struct evpl_listener *l, const char *addr, struct evpl_endpoint **ep_out)
-{
-    for (int attempt = 0; attempt < 5; attempt++) {
-        int port = free_port(addr);
-        CHECK(port > 0);
-        struct evpl_endpoint *ep = evpl_endpoint_create(addr, port);
-        CHECK(ep != NULL);
-        if (evpl_listen(l, proto, ep) == 0) {
-            *ep_out = ep;
-            return port;
-        }
-        evpl_endpoint_close(ep);
-    }
-    CHECK(!"evpl_listen failed on 5 free ports");
-    return -1;
-}
 
 static int
 have_ipv6(void)
@@ -272,7 +189,7 @@ run_echo(const char *addr)
                                                             &attach_token);
     CHECK(lb != NULL);
     struct evpl_endpoint *lep = NULL;
-    int sport = listen_free(listener, addr, &lep);
+    int sport = listen_free(listener, proto, addr, &lep);
 
     struct evpl_endpoint *rep = evpl_endpoint_create(addr, sport);
     CHECK(rep != NULL);
@@ -325,7 +242,7 @@ run_echo(const char *addr)
     /* Orderly close: one DISCONNECTED, status 0, on each side. */
     evpl_close(client, cl.bind);
     CHECK_EQ(cl.disconnected, 0);  /* not from inside evpl_close */
-    WAIT_FOR(client, server, cl.disconnected && srv.disconnected, 10000);
+    WAIT_FOR2(client, server, cl.disconnected && srv.disconnected, 10000);
     settle(client, server);
     CHECK_EQ(cl.disconnected, 1);
     CHECK_EQ(cl.status, 0);

@@ -10,6 +10,7 @@
  *     status 0 after all the data.
  */
 #include "harness.h"
+#include "net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -24,66 +25,7 @@
 static enum evpl_protocol_id proto;
 static struct evpl          *evpl;
 
-#define WAIT_FOR(cond, ms) do { \
-        uint64_t _end = now_ms() + (uint64_t) (ms); \
-        while (!(cond) && now_ms() < _end) evpl_continue(evpl); \
-        if (!(cond)) { \
-            fprintf(stderr, "%s:%d: timed out waiting for %s\n", __FILE__, __LINE__, #cond); \
-            exit(1); \
-        } \
-} while (0)
-
-static int
-addr_port(const char *s)
-{
-    const char *c = strrchr(s, ':');
-    return c ? atoi(c + 1) : -1;
-}
-
-static int
-free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    if (bind(fd, (struct sockaddr *) &sa, sl) != 0 ||
-        getsockname(fd, (struct sockaddr *) &sa, &sl) != 0) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-static int
-write_all(int fd, const unsigned char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        len -= (size_t) w;
-    }
-    return 0;
-}
-
-static int
-read_all(int fd, unsigned char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t r = read(fd, p, len);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        p += r;
-        len -= (size_t) r;
-    }
-    return 0;
-}
+#define WAIT_FOR(cond, ms) WAIT_FOR2(evpl, NULL, cond, ms)
 
 static unsigned char
 pat(unsigned key, size_t j)
@@ -156,13 +98,8 @@ plain_client(void *arg)
 {
     (void) arg;
     unsigned char *req = malloc(MAXREQ), *rsp = malloc(MAXREQ);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t) port1);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (!req || !rsp || fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof sa) != 0) {
+    int fd = raw_connect("127.0.0.1", port1, 0);
+    if (!req || !rsp || fd < 0) {
         snprintf(client1_err, sizeof client1_err, "connect: %s", strerror(errno));
         goto fail;
     }
@@ -204,17 +141,7 @@ case_plain_client(void)
     struct evpl_listener_binding *lb = evpl_listener_attach(evpl, listener, server_attach, NULL);
     CHECK(lb != NULL);
     struct evpl_endpoint *lep = NULL;
-    for (int attempt = 0; attempt < 5 && !lep; attempt++) {
-        port1 = free_port();
-        CHECK(port1 > 0);
-        lep = evpl_endpoint_create("127.0.0.1", port1);
-        CHECK(lep != NULL);
-        if (evpl_listen(listener, proto, lep) != 0) {
-            evpl_endpoint_close(lep);
-            lep = NULL;
-        }
-    }
-    CHECK(lep != NULL);
+    port1 = listen_free(listener, proto, "127.0.0.1", &lep);
 
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, plain_client, NULL), 0);
@@ -330,17 +257,8 @@ static void
 case_plain_server(void)
 {
     fprintf(stderr, "2: evpl client, plain server\n");
-    lfd2 = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(lfd2 >= 0);
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK_EQ(bind(lfd2, (struct sockaddr *) &sa, sl), 0);
-    CHECK_EQ(listen(lfd2, 4), 0);
-    CHECK_EQ(getsockname(lfd2, (struct sockaddr *) &sa, &sl), 0);
-    int port2 = ntohs(sa.sin_port);
+    int port2;
+    lfd2 = plain_listen("127.0.0.1", &port2);
 
     pthread_t th;
     CHECK_EQ(pthread_create(&th, NULL, plain_server, NULL), 0);

@@ -7,6 +7,7 @@
  * closes: 200 DISCONNECTED (status 0) on each side, each exactly once.
  */
 #include "harness.h"
+#include "net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -17,25 +18,6 @@
 #define MSGLEN 64
 
 static enum evpl_protocol_id proto;
-
-static int
-free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    if (bind(fd, (struct sockaddr *) &sa, sl) != 0 ||
-        getsockname(fd, (struct sockaddr *) &sa, &sl) != 0) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 /* ---- server: echo ---------------------------------------------------------- */
 
@@ -181,18 +163,7 @@ main(int argc, char **argv)
     struct evpl_listener_binding *lb = evpl_listener_attach(evpl, listener, server_attach, NULL);
     CHECK(lb != NULL);
     struct evpl_endpoint *lep = NULL;
-    int port = -1;
-    for (int attempt = 0; attempt < 5 && !lep; attempt++) {
-        port = free_port();
-        CHECK(port > 0);
-        lep = evpl_endpoint_create("127.0.0.1", port);
-        CHECK(lep != NULL);
-        if (evpl_listen(listener, proto, lep) != 0) {
-            evpl_endpoint_close(lep);
-            lep = NULL;
-        }
-    }
-    CHECK(lep != NULL);
+    int port = listen_free(listener, proto, "127.0.0.1", &lep);
     struct evpl_endpoint *rep = evpl_endpoint_create("127.0.0.1", port);
     CHECK(rep != NULL);
 

@@ -8,39 +8,13 @@
  * if that was already known) and the loop goes on working.
  */
 #include "harness.h"
+#include "net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 static enum evpl_protocol_id proto;
-
-static int
-free_port(const char *addr)
-{
-    int v6 = strchr(addr, ':') != NULL;
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    memset(&ss, 0, sizeof ss);
-    if (v6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *) &ss;
-        s6->sin6_family = AF_INET6;
-        if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1) return -1;
-        sl = sizeof *s6;
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *) &ss;
-        s4->sin_family = AF_INET;
-        if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1) return -1;
-        sl = sizeof *s4;
-    }
-    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    if (bind(fd, (struct sockaddr *) &ss, sl) != 0) { close(fd); return -1; }
-    if (getsockname(fd, (struct sockaddr *) &ss, &sl) != 0) { close(fd); return -1; }
-    close(fd);
-    return v6 ? ntohs(((struct sockaddr_in6 *) &ss)->sin6_port)
-              : ntohs(((struct sockaddr_in *) &ss)->sin_port);
-}
 
 struct client {
     struct evpl_bind *bind;
@@ -70,13 +44,6 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, 
     }
 }
 
-/* A few more passes, to give a duplicate notification the chance to show. */
-static void
-settle(struct evpl *evpl)
-{
-    for (int i = 0; i < 5; i++) evpl_continue(evpl);
-}
-
 static void
 refused(struct evpl *evpl, const char *addr)
 {
@@ -96,7 +63,7 @@ refused(struct evpl *evpl, const char *addr)
     CHECK_EQ(c.connected, 0);
 
     CHECK(run_until(evpl, &c.disconnected, 10000));
-    settle(evpl);
+    settle(evpl, NULL);
     CHECK_EQ(c.connected, 0);
     CHECK_EQ(c.disconnected, 1);
     CHECK_EQ(c.status, ECONNREFUSED);
@@ -114,7 +81,7 @@ refused(struct evpl *evpl, const char *addr)
     d.in_api = 0;
     CHECK_EQ(d.disconnected, 0);
     CHECK(run_until(evpl, &d.disconnected, 10000));
-    settle(evpl);
+    settle(evpl, NULL);
     CHECK_EQ(d.disconnected, 1);
     CHECK_EQ(d.connected, 0);
     CHECK(d.status == 0 || d.status == ECONNREFUSED);
@@ -153,7 +120,7 @@ main(int argc, char **argv)
         all = 1;
         for (int i = 0; i < 8; i++) all &= many[i].disconnected;
     }
-    settle(evpl);
+    settle(evpl, NULL);
     for (int i = 0; i < 8; i++) {
         CHECK_EQ(many[i].disconnected, 1);
         CHECK_EQ(many[i].connected, 0);

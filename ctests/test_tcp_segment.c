@@ -16,6 +16,7 @@
  *     each message by passing its iovecs on with EVPL_SEND_FLAG_TAKE_REF.
  */
 #include "harness.h"
+#include "net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,65 +34,7 @@ static enum evpl_protocol_id proto;
 static struct evpl          *server, *client;
 static int                   port;
 
-#define WAIT_FOR(cond, ms) do { \
-        uint64_t _end = now_ms() + (uint64_t) (ms); \
-        while (!(cond) && now_ms() < _end) { evpl_continue(server); if (client) evpl_continue(client); } \
-        if (!(cond)) { \
-            fprintf(stderr, "%s:%d: timed out waiting for %s\n", __FILE__, __LINE__, #cond); \
-            exit(1); \
-        } \
-} while (0)
-
-static int
-free_port(void)
-{
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    if (bind(fd, (struct sockaddr *) &sa, sl) != 0 ||
-        getsockname(fd, (struct sockaddr *) &sa, &sl) != 0) {
-        close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(sa.sin_port);
-}
-
-static int
-raw_connect(void)
-{
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t) port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return -1;
-    if (connect(fd, (struct sockaddr *) &sa, sizeof sa) != 0) {
-        close(fd);
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
-static int
-write_all(int fd, const unsigned char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        p += w;
-        len -= (size_t) w;
-    }
-    return 0;
-}
+#define WAIT_FOR(cond, ms) WAIT_FOR2(server, client, cond, ms)
 
 /* Payload byte j of message k. */
 static unsigned char
@@ -260,7 +203,7 @@ static void *
 raw_thread(void *arg)
 {
     (void) arg;
-    int fd = raw_connect();
+    int fd = raw_connect("127.0.0.1", port, 1);  /* TCP_NODELAY */
     if (fd < 0) {
         snprintf(raw_err, sizeof raw_err, "connect: %s", strerror(errno));
         atomic_store(&raw_done, -1);
@@ -384,7 +327,7 @@ case_reject(void)
     next_lens = none;
     next_nlens = 0;  /* any RECV_MSG fails check_msg */
     int first = nsconn;
-    int fd = raw_connect();
+    int fd = raw_connect("127.0.0.1", port, 1);  /* TCP_NODELAY */
     CHECK(fd >= 0);
     WAIT_FOR(nsconn > first && sconns[first].connected, 10000);
     struct conn *c = &sconns[first];
@@ -505,17 +448,7 @@ main(int argc, char **argv)
     struct evpl_listener_binding *lb = evpl_listener_attach(server, listener, server_attach, NULL);
     CHECK(lb != NULL);
     struct evpl_endpoint *lep = NULL;
-    for (int attempt = 0; attempt < 5 && !lep; attempt++) {
-        port = free_port();
-        CHECK(port > 0);
-        lep = evpl_endpoint_create("127.0.0.1", port);
-        CHECK(lep != NULL);
-        if (evpl_listen(listener, proto, lep) != 0) {
-            evpl_endpoint_close(lep);
-            lep = NULL;
-        }
-    }
-    CHECK(lep != NULL);
+    port = listen_free(listener, proto, "127.0.0.1", &lep);
 
     case_raw();
     case_reject();

@@ -8,6 +8,7 @@
  * leaked (open fds back to the start; RSS bounded).
  */
 #include "harness.h"
+#include "net.h"
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -71,30 +72,6 @@ client_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, 
     }
 }
 
-static int
-open_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    CHECK(d != NULL);
-    while (readdir(d)) {
-        n++;
-    }
-    closedir(d);
-    return n;
-}
-
-static long
-rss_kib(void)
-{
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    CHECK(f != NULL);
-    CHECK(fscanf(f, "%ld %ld", &pages, &resident) == 2);
-    fclose(f);
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -108,20 +85,9 @@ main(int argc, char **argv)
     struct evpl *evpl = test_loop();
     struct evpl_listener *listener = evpl_listener_create();
     struct evpl_listener_binding *binding = evpl_listener_attach(evpl, listener, attach, NULL);
-    int port = 0;
     struct evpl_endpoint *ep = NULL;
-    for (int tries = 0; tries < 20 && port == 0; tries++) {
-        int p = 20000 + (int) ((now_us() * 7919 + (uint64_t) tries * 104729) % 30000);
-        ep = evpl_endpoint_create("127.0.0.1", p);
-        if (evpl_listen(listener, proto, ep) == 0) {
-            port = p;
-        } else {
-            evpl_endpoint_close(ep);
-        }
-    }
+    int port = listen_random_port(listener, proto, &ep);
     CHECK(port != 0);
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
-    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 
     int fds_before = open_fds();
     long rss_after_warmup = 0;
@@ -131,9 +97,8 @@ main(int argc, char **argv)
         }
         static int raw[RAW_CLIENTS];
         for (int i = 0; i < RAW_CLIENTS; i++) {
-            raw[i] = socket(AF_INET, SOCK_STREAM, 0);
+            raw[i] = raw_connect("127.0.0.1", port, 0);
             CHECK(raw[i] >= 0);
-            CHECK(connect(raw[i], (struct sockaddr *) &sin, sizeof(sin)) == 0);
             CHECK(write(raw[i], big, 1024) == 1024);
             if (i % 50 == 49) {
                 for (int k = 0; k < 5; k++) {

@@ -6,6 +6,7 @@
  * threads; 100 create/destroy cycles leak no fds and little memory.
  */
 #include "harness.h"
+#include "net.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -168,34 +169,7 @@ pool_shutdown(struct evpl *evpl, void *private_data)
     atomic_fetch_add(&pool_shutdowns, 1);
 }
 
-/* ---- resource counting ------------------------------------------------- */
-
-static int
-count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    CHECK(d != NULL);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.') {
-            n++;
-        }
-    }
-    closedir(d);
-    return n - 1;   /* the directory stream itself */
-}
-
-static long
-rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    CHECK(f != NULL);
-    long size = 0, resident = 0;
-    CHECK_EQ(fscanf(f, "%ld %ld", &size, &resident), 2);
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
-}
+/* ---- create/destroy cycles (open_fds, rss_bytes: net.h) ---------------- */
 
 static atomic_int cycle_inits, cycle_shutdowns;
 
@@ -273,7 +247,7 @@ main(void)
             CHECK(t != NULL);
             evpl_thread_destroy(t);
         }
-        int fds0 = count_fds();
+        int fds0 = open_fds();
         long rss0 = rss_bytes();
         atomic_store(&cycle_inits, 0);
         atomic_store(&cycle_shutdowns, 0);
@@ -284,7 +258,7 @@ main(void)
             evpl_thread_destroy(t);
             CHECK_EQ(atomic_load(&cycle_shutdowns), i + 1);
         }
-        int fds1 = count_fds();
+        int fds1 = open_fds();
         long rss1 = rss_bytes();
         fprintf(stderr, "100 cycles: fds %d -> %d, rss %ld -> %ld KiB\n",
                 fds0, fds1, rss0 / 1024, rss1 / 1024);

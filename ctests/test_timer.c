@@ -6,6 +6,7 @@
  * other timers from a timer callback.
  */
 #include "harness.h"
+#include "net.h"
 
 #include <stddef.h>
 #include <unistd.h>
@@ -16,17 +17,6 @@ static int64_t
 ts_ns(const struct timespec *ts)
 {
     return (int64_t) ts->tv_sec * 1000000000LL + ts->tv_nsec;
-}
-
-static struct evpl *
-loop_with_wait(int wait_ms)
-{
-    struct evpl_thread_config *cfg = evpl_thread_config_init();
-    evpl_thread_config_set_wait_ms(cfg, wait_ms);
-    struct evpl *evpl = evpl_create(cfg);
-    evpl_thread_config_release(cfg);
-    CHECK(evpl != NULL);
-    return evpl;
 }
 
 /* ---- periodic ---------------------------------------------------------- */

@@ -19,6 +19,7 @@
  * Every bind is on one loop.
  */
 #include "harness.h"
+#include "net.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -29,21 +30,7 @@
 
 static struct evpl *evpl;
 
-#define WAIT_FOR(cond, ms) do { \
-        uint64_t _end = now_ms() + (uint64_t) (ms); \
-        while (!(cond) && now_ms() < _end) evpl_continue(evpl); \
-        if (!(cond)) { \
-            fprintf(stderr, "%s:%d: timed out waiting for %s\n", __FILE__, __LINE__, #cond); \
-            exit(1); \
-        } \
-} while (0)
-
-static int
-addr_port(const char *s)
-{
-    const char *c = strrchr(s, ':');
-    return c ? atoi(c + 1) : -1;
-}
+#define WAIT_FOR(cond, ms) WAIT_FOR2(evpl, NULL, cond, ms)
 
 struct ub {
     const char       *name;
@@ -146,6 +133,23 @@ static void
 fill(unsigned char *p, unsigned len, unsigned key)
 {
     for (unsigned i = 0; i < len; i++) p[i] = (unsigned char) (i * 13 + (i >> 8) + key);
+}
+
+/* Drive the loop until a datagram is waiting on the plain socket fd (5 s at
+ * most); recvfrom's result, the sender in *from. */
+static ssize_t
+plain_recv(int fd, char *buf, size_t len, struct sockaddr_in *from)
+{
+    ssize_t r = -1;
+    uint64_t end = now_ms() + 5000;
+    while (now_ms() < end) {
+        evpl_continue(evpl);
+        socklen_t sl = sizeof *from;
+        r = recvfrom(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *) from, &sl);
+        if (r >= 0) break;
+        CHECK(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+    }
+    return r;
 }
 
 /* Round trip A -> B -> A of an 'S' message over sendtoep/sendto. */
@@ -357,15 +361,7 @@ main(int argc, char **argv)
         to.sin_port = htons((uint16_t) pb);
         CHECK_EQ(sendto(fd, "Sfrom plain", 11, 0, (struct sockaddr *) &to, sizeof to), 11);
         char buf[256];
-        ssize_t r = -1;
-        uint64_t end = now_ms() + 5000;
-        while (now_ms() < end) {
-            evpl_continue(evpl);
-            sl = sizeof from;
-            r = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *) &from, &sl);
-            if (r >= 0) break;
-            CHECK(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
-        }
+        ssize_t r = plain_recv(fd, buf, sizeof buf, &from);
         CHECK_EQ(r, 11);
         CHECK(memcmp(buf, "rfrom plain", 11) == 0);
         CHECK_EQ(ntohs(from.sin_port), pb);
@@ -375,15 +371,7 @@ main(int argc, char **argv)
         struct evpl_endpoint *epp = evpl_endpoint_create("127.0.0.1", ntohs(me.sin_port));
         CHECK(epp != NULL);
         evpl_sendtoep(evpl, A.bind, epp, "to plain", 8);
-        r = -1;
-        end = now_ms() + 5000;
-        while (now_ms() < end) {
-            evpl_continue(evpl);
-            sl = sizeof from;
-            r = recvfrom(fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *) &from, &sl);
-            if (r >= 0) break;
-            CHECK(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
-        }
+        r = plain_recv(fd, buf, sizeof buf, &from);
         CHECK_EQ(r, 8);
         CHECK(memcmp(buf, "to plain", 8) == 0);
         CHECK_EQ(ntohs(from.sin_port), pa);
