@@ -99,8 +99,14 @@ check-abi: all
 
 ctests: ctests-build
 	bash ctests/run.sh build/ctests
+	bash ctests/run_xlio.sh build/ctests
 
-ctests-build: all $(CTEST_BINS)
+ctests-build: all $(CTEST_BINS) build/ctests/libxlio-standin.so
+
+# A stand-in for libxlio.so (STREAM_XLIO_TCP's tests): XLIO's entry points, forwarded to the kernel.
+build/ctests/libxlio-standin.so: ctests/xlio_standin.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -ldl
 
 build/ctests/%: ctests/%.c $(CTEST_HDRS) build/include/evpl/evpl.h $(LIB)
 	@mkdir -p $(@D)

@@ -38,6 +38,8 @@ static const int CEVPL_MSG_TRUNC = MSG_TRUNC;
 /* SOCK_* are enum constants in glibc that the static SDK's Glibc module hides. */
 static const int CEVPL_SOCK_STREAM = SOCK_STREAM;
 static const int CEVPL_SOCK_DGRAM = SOCK_DGRAM;
+static const int CEVPL_SOCK_NONBLOCK = SOCK_NONBLOCK;
+static const int CEVPL_SOCK_CLOEXEC = SOCK_CLOEXEC;
 
 CEVPL_HIDDEN int cevpl_epoll_create(void);
 CEVPL_HIDDEN int cevpl_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
@@ -56,6 +58,45 @@ CEVPL_HIDDEN int cevpl_recvmmsg(int fd, cevpl_mmsghdr *v, unsigned int n, int fl
 CEVPL_HIDDEN int cevpl_socket(int domain, int type, int protocol);
 /* O_DIRECT is a _GNU_SOURCE flag. */
 CEVPL_HIDDEN int cevpl_o_direct(void);
+
+/*
+ * The socket entry points the TCP transport uses, as a table: libc's (filled
+ * by cevpl_socket_api_kernel, plain references), or those of a library opened
+ * at run time (libxlio.so, filled by cevpl_socket_api_open with dlsym).  Never
+ * a link-time dependency on that library.
+ */
+typedef struct cevpl_socket_api {
+    int (*socket)(int domain, int type, int protocol);
+    int (*bind)(int fd, const struct sockaddr *addr, socklen_t len);
+    int (*listen)(int fd, int backlog);
+    int (*accept4)(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+    int (*connect)(int fd, const struct sockaddr *addr, socklen_t len);
+    int (*setsockopt)(int fd, int level, int name, const void *value, socklen_t len);
+    int (*getsockopt)(int fd, int level, int name, void *value, socklen_t *len);
+    int (*getsockname)(int fd, struct sockaddr *addr, socklen_t *len);
+    int (*getpeername)(int fd, struct sockaddr *addr, socklen_t *len);
+    ssize_t (*read)(int fd, void *buf, size_t n);
+    ssize_t (*writev)(int fd, const struct iovec *iov, int n);
+    int (*close)(int fd);
+    int (*shutdown)(int fd, int how);
+    int (*epoll_create1)(int flags);
+    int (*epoll_ctl)(int epfd, int op, int fd, struct epoll_event *event);
+    int (*epoll_wait)(int epfd, struct epoll_event *events, int maxevents, int timeout);
+} cevpl_socket_api;
+
+CEVPL_HIDDEN void cevpl_socket_api_kernel(cevpl_socket_api *api);
+/*
+ * dlopen(path, RTLD_NOW | RTLD_LOCAL) and dlsym of every entry point.  0 on
+ * success; -1 with *error set (dlerror's text, or the missing symbol's name,
+ * in a static buffer) when the library does not load or lacks an entry point.
+ */
+CEVPL_HIDDEN int cevpl_socket_api_open(const char *path, cevpl_socket_api *api, const char **error);
+/* epoll_ctl / epoll_create1(EPOLL_CLOEXEC) through a table (struct epoll_event is packed on x86-64). */
+CEVPL_HIDDEN int cevpl_api_epoll_create(const cevpl_socket_api *api);
+CEVPL_HIDDEN int cevpl_api_epoll_ctl(const cevpl_socket_api *api, int epfd, int op, int fd,
+                                     uint32_t events, uint64_t data);
+CEVPL_HIDDEN int cevpl_api_epoll_wait(const cevpl_socket_api *api, int epfd, struct epoll_event *events,
+                                      int maxevents, int timeout);
 
 
 #endif

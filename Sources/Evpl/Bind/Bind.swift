@@ -21,10 +21,11 @@ final class Bind {
         case stream, datagram
     }
 
-    /// How bytes move: readiness + system calls (kernel sockets), or
-    /// completions (io_uring).  The state machine above is shared.
+    /// How bytes move: readiness + system calls (kernel sockets, or XLIO's
+    /// sockets through its own table and epoll), or completions (io_uring).
+    /// The state machine above is shared.
     enum Transport {
-        case socket, uring
+        case socket, uring, xlio
     }
 
     unowned(unsafe) let loop: EventLoop
@@ -33,6 +34,8 @@ final class Bind {
     @exclusivity(unchecked) var proto = EVPL_STREAM_SOCKET_TCP
     @exclusivity(unchecked) var fd: CInt = -1
     @exclusivity(unchecked) var transport = Transport.socket
+    /// The socket calls this bind's descriptor is driven through (libc's, or libxlio's).
+    @exclusivity(unchecked) unowned(unsafe) var api: SocketAPI
     /// io_uring operations in flight for this bind (receive, send, connect).
     @exclusivity(unchecked) var uringInflight = 0
     @exclusivity(unchecked) var uringSending = false
@@ -40,6 +43,8 @@ final class Bind {
     /// The sendmsg arguments of the send in flight (io_uring reads them later).
     @exclusivity(unchecked) var uringMessage: UnsafeMutablePointer<msghdr>?
     @exclusivity(unchecked) var uringIov: UnsafeMutablePointer<iovec>?
+    /// An XLIO bind registered with the loop's XLIO poller (unregistered before its close).
+    @exclusivity(unchecked) var xlioWatched = false
 
     @exclusivity(unchecked) var notify: evpl_notify_callback_t?
     @exclusivity(unchecked) var segment: evpl_segment_callback_t?
@@ -79,6 +84,7 @@ final class Bind {
 
     init(loop: EventLoop) {
         self.loop = loop
+        api = SocketAPI.kernel
         let g = loop.global
         sendQueue = IovecRing(capacity: Int(g.iovecRingSize))
         recvQueue = IovecRing(capacity: Int(g.iovecRingSize))
@@ -106,6 +112,7 @@ final class Bind {
         b.kind = kind
         b.fd = fd
         b.transport = transport
+        b.api = transport == .xlio ? SocketAPI.xlio : SocketAPI.kernel
         b.notify = notify
         b.segment = segment
         b.privateData = privateData
@@ -125,14 +132,20 @@ final class Bind {
     }
 
     /// Starts watching the socket: epoll readiness (edge-triggered, both
-    /// directions) for kernel sockets, a multishot receive for io_uring.
+    /// directions) for kernel sockets, the same in XLIO's epoll for XLIO
+    /// sockets, a multishot receive for io_uring.
     func watch() throws(SysError) {
-        if transport == .uring {
+        let flags = CEVPL_EPOLLIN | CEVPL_EPOLLOUT | CEVPL_EPOLLET | CEVPL_EPOLLRDHUP
+        let token = EventSource.token(.bind, Unmanaged.passUnretained(self).toOpaque())
+        switch transport {
+        case .uring:
             startUringReceive()
-            return
+        case .socket:
+            try loop.poller.add(fd, flags, token)
+        case .xlio:
+            try loop.xlioWatch(fd, flags, token)
+            xlioWatched = true
         }
-        try loop.poller.add(fd, CEVPL_EPOLLIN | CEVPL_EPOLLOUT | CEVPL_EPOLLET | CEVPL_EPOLLRDHUP,
-                            EventSource.token(.bind, Unmanaged.passUnretained(self).toOpaque()))
     }
 
     // MARK: Notifications
@@ -159,7 +172,7 @@ final class Bind {
         switch state {
         case .connecting:
             guard flags & (CEVPL_EPOLLOUT | CEVPL_EPOLLERR | CEVPL_EPOLLHUP) != 0 else { return }
-            let err = Sys.socketError(fd)
+            let err = Sys.socketError(api, fd)
             if err != 0 {
                 close(status: err)
                 return
@@ -236,7 +249,13 @@ final class Bind {
     /// Closes the socket, drops what is queued, and puts the bind on the free list.
     func recycle() {
         if fd >= 0 {
-            Sys.close(fd)  // also removes it from epoll
+            if transport == .xlio {
+                if xlioWatched { loop.xlioUnwatch(fd) }
+                xlioWatched = false
+                Sys.close(api, fd)
+            } else {
+                Sys.close(fd)  // also removes it from epoll
+            }
             fd = -1
         }
         sendQueue.releaseAll()
@@ -275,10 +294,10 @@ struct BindFreeList {
 
 extension Sys {
     static func localAddressInto(_ b: Bind) {
-        b.local.length = withUnsafeMutablePointer(to: &b.local.storage) { localAddress(b.fd, $0) }
+        b.local.length = withUnsafeMutablePointer(to: &b.local.storage) { localAddress(b.api, b.fd, $0) }
     }
 
     static func remoteAddressInto(_ b: Bind) {
-        b.remote.length = withUnsafeMutablePointer(to: &b.remote.storage) { remoteAddress(b.fd, $0) }
+        b.remote.length = withUnsafeMutablePointer(to: &b.remote.storage) { remoteAddress(b.api, b.fd, $0) }
     }
 }

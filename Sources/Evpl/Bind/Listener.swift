@@ -12,7 +12,9 @@ import Synchronization
 /// every attached loop's epoll with EPOLLEXCLUSIVE, so the kernel wakes one
 /// loop, which accepts.  The connection then goes to the next attached loop
 /// in round-robin order: directly when that is the accepting loop, otherwise
-/// through the target loop's hand-off queue.
+/// through the target loop's hand-off queue.  io_uring listening sockets get
+/// a multishot accept per loop, and XLIO ones are watched (level-triggered)
+/// by each loop's XLIO poller; both are registered by the loop's own thread.
 final class Listener {
     private struct State {
         var sockets: [ListenSocket] = []
@@ -28,24 +30,25 @@ final class Listener {
     func listen(proto: evpl_protocol_id, endpoint: Endpoint) -> Int {
         var addr = sockaddr_storage()
         guard let len = endpoint.resolve(into: &addr) else { return -1 }
+        let api = SocketAPI.forProtocol(proto)
         let fd: CInt
         do {
-            fd = try Sys.socket(CInt(addr.ss_family), CEVPL_SOCK_STREAM)
+            fd = try Sys.socket(api, CInt(addr.ss_family), CEVPL_SOCK_STREAM)
         } catch {
             Log.error("listener", "evpl_listen: \(error.description)")
             return -1
         }
         // A port can be listened on again right after its listener is gone.
-        Sys.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+        Sys.setOption(api, fd, SOL_SOCKET, SO_REUSEADDR, 1)
         if CInt(addr.ss_family) == AF_INET6 {
-            Sys.setOption(fd, CInt(IPPROTO_IPV6), IPV6_V6ONLY, 1)
+            Sys.setOption(api, fd, CInt(IPPROTO_IPV6), IPV6_V6ONLY, 1)
         }
         do {
-            try Sys.bind(fd, &addr, len)
-            try Sys.listen(fd, CInt(clamping: Library.config.maxPending))
+            try Sys.bind(api, fd, &addr, len)
+            try Sys.listen(api, fd, CInt(clamping: Library.config.maxPending))
         } catch {
             Log.error("listener", "evpl_listen on \(Address.format(&addr)): \(error.description)")
-            Sys.close(fd)
+            Sys.close(api, fd)
             return -1
         }
         let socket = ListenSocket(fd: fd, proto: proto, listener: self)
@@ -83,7 +86,7 @@ final class Listener {
     func handOut(_ fd: CInt, proto: evpl_protocol_id, from loop: EventLoop) -> ListenerBinding? {
         state.withLock { s in
             guard !s.bindings.isEmpty else {
-                Sys.close(fd)
+                Sys.close(SocketAPI.forProtocol(proto), fd)
                 return nil
             }
             let b = s.bindings[s.next % s.bindings.count]
@@ -99,7 +102,7 @@ final class Listener {
     /// kept, as a loop may still hold an event naming them.
     func destroy() -> Bool {
         state.withLock { s in
-            for socket in s.sockets { Sys.close(socket.fd) }
+            for socket in s.sockets { Sys.close(socket.api, socket.fd) }
             if !s.bindings.isEmpty {
                 for socket in s.sockets { _ = Unmanaged.passRetained(socket) }
                 s.sockets.removeAll()
@@ -116,6 +119,8 @@ final class ListenSocket {
     let fd: CInt
     let proto: evpl_protocol_id
     unowned(unsafe) let listener: Listener
+    /// The socket calls it was made with (libc's, or libxlio's).
+    unowned(unsafe) let api: SocketAPI
     /// An accept error was logged and no accept has succeeded since.
     private let acceptFailing = Atomic<Bool>(false)
 
@@ -123,6 +128,7 @@ final class ListenSocket {
         self.fd = fd
         self.proto = proto
         self.listener = listener
+        api = SocketAPI.forProtocol(proto)
     }
 
     /// Readable in `loop`: accept what is pending (bounded, so one busy
@@ -132,7 +138,7 @@ final class ListenSocket {
         for _ in 0..<64 {
             let fd: CInt?
             do {
-                fd = try Sys.accept(self.fd, &peer)
+                fd = try Sys.accept(api, self.fd, &peer)
             } catch {
                 // EMFILE and friends: stop for this pass (level-triggered, so
                 // the next pass retries) and log once until an accept succeeds.
@@ -169,6 +175,7 @@ final class ListenerBinding {
 
 extension ListenSocket {
     var usesUring: Bool { proto == EVPL_STREAM_IO_URING_TCP }
+    var usesXlio: Bool { proto == EVPL_STREAM_XLIO_TCP }
 
     /// A multishot accept completion on `loop`'s ring: a new connection, or
     /// the end of the multishot (re-posted while the loop is still attached).
@@ -194,9 +201,10 @@ extension EventLoop {
     /// epoll at once (epoll_ctl is thread-safe, and EPOLLEXCLUSIVE wakes one
     /// loop per connection).  io_uring listeners get a multishot accept on
     /// this loop's ring, which only this loop's thread may touch: queued here,
-    /// posted by the loop.
+    /// posted by the loop.  XLIO listeners likewise go into the loop's XLIO
+    /// poller from the loop's thread.
     func registerListenSocket(_ socket: ListenSocket) {
-        if socket.usesUring {
+        if socket.usesUring || socket.usesXlio {
             pendingListenSockets.withLock { $0.append(socket) }
             handOffCount.wrappingAdd(1, ordering: .releasing)
             wake()
@@ -212,11 +220,17 @@ extension EventLoop {
 
     /// Loop thread (detach): stop watching a listening socket.
     func unregisterListenSocket(_ socket: ListenSocket) {
-        guard socket.usesUring else {
+        guard socket.usesUring || socket.usesXlio else {
             poller.remove(socket.fd)
             return
         }
         pendingListenSockets.withLock { $0.removeAll { $0 === socket } }
+        if socket.usesXlio {
+            guard let i = xlioListenSockets.firstIndex(where: { $0 === socket }) else { return }
+            xlioListenSockets.remove(at: i)
+            xlioUnwatch(socket.fd)
+            return
+        }
         guard let i = uringListenSockets.firstIndex(where: { $0 === socket }) else { return }
         uringListenSockets.remove(at: i)
         if let u = uring {
@@ -233,6 +247,16 @@ extension EventLoop {
             return all
         }
         for socket in pending {
+            if socket.usesXlio {
+                do {
+                    try xlioWatch(socket.fd, CEVPL_EPOLLIN,
+                                  EventSource.token(.listenSocket, Unmanaged.passUnretained(socket).toOpaque()))
+                    xlioListenSockets.append(socket)
+                } catch {
+                    Log.error("listener", "STREAM_XLIO_TCP: cannot watch a listening socket: \(error.description)")
+                }
+                continue
+            }
             guard IoUringTCP.ring(self) != nil else {
                 Log.error("listener", "STREAM_IO_URING_TCP: this loop has no io_uring; not accepting here")
                 continue

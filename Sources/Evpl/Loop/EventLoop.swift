@@ -46,7 +46,16 @@ final class EventLoop {
     @exclusivity(unchecked) var uringListenSockets: [ListenSocket] = []
     /// Multishot accepts posted and not yet finished.
     @exclusivity(unchecked) var uringAccepts = 0
-    /// io_uring listening sockets registered from another thread, posted by this loop.
+    /// The loop's XLIO poller (XLIO's epoll), made on the first XLIO socket.
+    @exclusivity(unchecked) var xlio: XLIOPoller?
+    /// Sockets registered with `xlio`: while > 0 the loop polls it every
+    /// iteration and never sleeps longer than `xlioMaxSleepNs`.
+    @exclusivity(unchecked) var xlioRegistrations = 0
+    /// XLIO listening sockets watched by this loop's XLIO poller.
+    @exclusivity(unchecked) var xlioListenSockets: [ListenSocket] = []
+    /// XLIO is a busy-polling stack: its traffic is only seen by polling it.
+    static let xlioMaxSleepNs: Int64 = 1_000_000
+    /// io_uring and XLIO listening sockets registered from another thread, posted by this loop.
     let pendingListenSockets = Mutex<[ListenSocket]>([])
     /// Per-loop scratch for building writev/sendmmsg/recvmmsg arguments.
     let scratch: Scratch
@@ -91,7 +100,10 @@ final class EventLoop {
 
     /// One iteration (evpl_continue).
     func iterate() {
-        let timeout = nextTimeout()
+        var timeout = nextTimeout()
+        if xlioRegistrations > 0 && (timeout < 0 || timeout > EventLoop.xlioMaxSleepNs) {
+            timeout = EventLoop.xlioMaxSleepNs
+        }
         let n = poller.wait(timeoutNs: timeout)
         now = Sys.monotonicNanoseconds()
         var work = n
@@ -100,6 +112,7 @@ final class EventLoop {
             dispatch(n)
             poller.growIfFull(n)
         }
+        if xlioRegistrations > 0 { work += pollXLIO() }
         if let u = uring { work += u.reap() }
         if handOffCount.load(ordering: .relaxed) > 0 { work += adoptHandOffs() }
         if !deferrals.isEmpty { work += deferrals.run(handle) }
@@ -167,31 +180,47 @@ final class EventLoop {
     }
 
     private func dispatch(_ n: Int) {
-        dispatching = true
+        beginDispatch()
         for i in 0..<n {
             let (token, flags) = poller.event(i)
-            let kind = EventSource(rawValue: token & 7) ?? .wake
-            let address = UnsafeMutableRawPointer(bitPattern: UInt(token & ~7))
-            switch kind {
-            case .bind:
-                Unmanaged<Bind>.fromOpaque(address!)._withUnsafeGuaranteedRef { $0.handleEvent(flags) }
-            case .listenSocket:
-                Unmanaged<ListenSocket>.fromOpaque(address!)._withUnsafeGuaranteedRef { $0.accept(on: self) }
-            case .wake:
-                wakePending.store(false, ordering: .sequentiallyConsistent)
-                _ = Sys.eventfdRead(wakeFd)
-            case .uring:
-                if let u = uring { _ = Sys.eventfdRead(u.eventFd) }  // completions are reaped below
-            case .doorbell:
-                if !removedDoorbells.isEmpty && removedDoorbells.contains(token) { continue }
-                let d = address!.assumingMemoryBound(to: evpl_doorbell.self)
-                if Sys.eventfdRead(Doorbell.fd(d)) > 0 {
-                    Doorbell.callback(d)?(handle, d)
-                }
+            dispatchOne(token, flags)
+        }
+        endDispatch()
+    }
+
+    @inline(__always)
+    func beginDispatch() {
+        dispatching = true
+    }
+
+    @inline(__always)
+    func endDispatch() {
+        dispatching = false
+        if !removedDoorbells.isEmpty { removedDoorbells.removeAll(keepingCapacity: true) }
+    }
+
+    /// One event of either poller (kernel epoll, or XLIO's), by its token.
+    @inline(__always)
+    func dispatchOne(_ token: UInt64, _ flags: UInt32) {
+        let kind = EventSource(rawValue: token & 7) ?? .wake
+        let address = UnsafeMutableRawPointer(bitPattern: UInt(token & ~7))
+        switch kind {
+        case .bind:
+            Unmanaged<Bind>.fromOpaque(address!)._withUnsafeGuaranteedRef { $0.handleEvent(flags) }
+        case .listenSocket:
+            Unmanaged<ListenSocket>.fromOpaque(address!)._withUnsafeGuaranteedRef { $0.accept(on: self) }
+        case .wake:
+            wakePending.store(false, ordering: .sequentiallyConsistent)
+            _ = Sys.eventfdRead(wakeFd)
+        case .uring:
+            if let u = uring { _ = Sys.eventfdRead(u.eventFd) }  // completions are reaped below
+        case .doorbell:
+            if !removedDoorbells.isEmpty && removedDoorbells.contains(token) { return }
+            let d = address!.assumingMemoryBound(to: evpl_doorbell.self)
+            if Sys.eventfdRead(Doorbell.fd(d)) > 0 {
+                Doorbell.callback(d)?(handle, d)
             }
         }
-        dispatching = false
-        removedDoorbells.removeAll(keepingCapacity: true)
     }
 
     func removeDoorbell(_ d: UnsafeMutablePointer<evpl_doorbell>) {
@@ -290,7 +319,7 @@ final class EventLoop {
             if h.binding.attached {
                 TCP.accepted(fd: h.fd, loop: self, binding: h.binding, proto: h.proto)
             } else {
-                Sys.close(h.fd)  // detached meanwhile: never leak the connection
+                Sys.close(SocketAPI.forProtocol(h.proto), h.fd)  // detached meanwhile: never leak the connection
             }
         }
         return list.count
@@ -305,6 +334,7 @@ final class EventLoop {
         while !deferrals.isEmpty { _ = deferrals.run(handle) }
         drainUring()
         freeBinds.drain()
+        xlio = nil  // closes XLIO's epoll (every XLIO socket of this loop is closed by now)
         Sys.close(wakeFd)
         pool.retire()
     }

@@ -42,7 +42,7 @@ enum Protocols {
         case EVPL_DATAGRAM_RDMACM_RC, EVPL_DATAGRAM_RDMACM_UD, EVPL_STREAM_RDMACM_RC:
             return g.rdmacmEnabled == 0 ? "disabled by rdmacm_enabled" : "the RDMA transports are not built yet"
         case EVPL_STREAM_XLIO_TCP:
-            return g.xlioEnabled == 0 ? "disabled by xlio_enabled" : "the XLIO transport is not built yet"
+            return g.xlioEnabled == 0 ? "disabled by xlio_enabled" : SocketAPI.xlioUnavailableReason
         case EVPL_STREAM_SOCKET_TLS:
             return "the TLS transport is not built"
         default:

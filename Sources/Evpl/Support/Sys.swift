@@ -33,10 +33,12 @@ enum Sys {
         }
     }
 
+    /// read(2) through a socket table's entry point (TCP: libc's or
+    /// libxlio's); the caller passes `api.read`, a plain load (no reference count).
     @inline(never)
-    static func read(_ fd: CInt, _ buf: UnsafeMutableRawPointer, _ n: Int) throws(SysError) -> IOResult {
+    static func read(_ read: SocketAPI.ReadFn, _ fd: CInt, _ buf: UnsafeMutableRawPointer, _ n: Int) throws(SysError) -> IOResult {
         while true {
-            let r = Glibc.read(fd, buf, n)
+            let r = read(fd, buf, n)
             if r >= 0 { return .done(r) }
             switch errno {
             case EINTR: continue
@@ -47,9 +49,10 @@ enum Sys {
     }
 
     @inline(never)
-    static func writev(_ fd: CInt, _ iov: UnsafePointer<iovec>, _ n: Int) throws(SysError) -> IOResult {
+    static func writev(_ writev: SocketAPI.WritevFn, _ fd: CInt, _ iov: UnsafePointer<iovec>,
+                       _ n: Int) throws(SysError) -> IOResult {
         while true {
-            let r = Glibc.writev(fd, iov, CInt(n))
+            let r = writev(fd, iov, CInt(n))
             if r >= 0 { return .done(r) }
             switch errno {
             case EINTR: continue
@@ -110,12 +113,23 @@ enum Sys {
         return fd
     }
 
+    /// A non-blocking, close-on-exec socket made through a socket table.
+    @inline(never)
+    static func socket(_ api: SocketAPI, _ domain: CInt, _ type: CInt) throws(SysError) -> CInt {
+        let fd = api.table.pointee.socket!(domain, type | CEVPL_SOCK_NONBLOCK | CEVPL_SOCK_CLOEXEC, 0)
+        if fd < 0 { throw SysError(errno: errno, call: "socket") }
+        return fd
+    }
+
     /// accept4 with SOCK_NONBLOCK|SOCK_CLOEXEC; nil when nothing is pending.
     @inline(never)
-    static func accept(_ fd: CInt, _ addr: UnsafeMutablePointer<sockaddr_storage>) throws(SysError) -> CInt? {
+    static func accept(_ api: SocketAPI, _ fd: CInt, _ addr: UnsafeMutablePointer<sockaddr_storage>) throws(SysError) -> CInt? {
+        let accept4 = api.table.pointee.accept4!
         while true {
             var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let r = addr.withMemoryRebound(to: sockaddr.self, capacity: 1) { cevpl_accept4(fd, $0, &len) }
+            let r = addr.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                accept4(fd, $0, &len, CEVPL_SOCK_NONBLOCK | CEVPL_SOCK_CLOEXEC)
+            }
             if r >= 0 { return r }
             switch errno {
             case EINTR, ECONNABORTED: continue
@@ -127,8 +141,10 @@ enum Sys {
 
     /// connect(2) on a non-blocking socket: EINPROGRESS is the normal answer (false).
     @inline(never)
-    static func connect(_ fd: CInt, _ addr: UnsafePointer<sockaddr_storage>, _ len: socklen_t) throws(SysError) -> Bool {
-        let r = addr.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) }
+    static func connect(_ api: SocketAPI, _ fd: CInt, _ addr: UnsafePointer<sockaddr_storage>,
+                        _ len: socklen_t) throws(SysError) -> Bool {
+        let connect = api.table.pointee.connect!
+        let r = addr.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, len) }
         if r == 0 { return true }
         switch errno {
         case EINPROGRESS, EINTR: return false
@@ -137,37 +153,41 @@ enum Sys {
     }
 
     @inline(never)
-    static func bind(_ fd: CInt, _ addr: UnsafePointer<sockaddr_storage>, _ len: socklen_t) throws(SysError) {
-        let r = addr.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, len) }
+    static func bind(_ api: SocketAPI, _ fd: CInt, _ addr: UnsafePointer<sockaddr_storage>,
+                     _ len: socklen_t) throws(SysError) {
+        let bind = api.table.pointee.bind!
+        let r = addr.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
         if r != 0 { throw SysError(errno: errno, call: "bind") }
     }
 
     @inline(never)
-    static func listen(_ fd: CInt, _ backlog: CInt) throws(SysError) {
-        if Glibc.listen(fd, backlog) != 0 { throw SysError(errno: errno, call: "listen") }
+    static func listen(_ api: SocketAPI, _ fd: CInt, _ backlog: CInt) throws(SysError) {
+        if api.table.pointee.listen!(fd, backlog) != 0 { throw SysError(errno: errno, call: "listen") }
     }
 
-    static func setOption(_ fd: CInt, _ level: CInt, _ name: CInt, _ value: CInt) {
+    static func setOption(_ api: SocketAPI, _ fd: CInt, _ level: CInt, _ name: CInt, _ value: CInt) {
         var v = value
-        _ = setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<CInt>.size))
+        _ = api.table.pointee.setsockopt!(fd, level, name, &v, socklen_t(MemoryLayout<CInt>.size))
     }
 
     /// The pending error of a socket (SO_ERROR): 0 once a connect succeeded.
     @inline(never)
-    static func socketError(_ fd: CInt) -> CInt {
+    static func socketError(_ api: SocketAPI, _ fd: CInt) -> CInt {
         var err: CInt = 0
         var len = socklen_t(MemoryLayout<CInt>.size)
-        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 { return errno }
+        if api.table.pointee.getsockopt!(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 { return errno }
         return err
     }
 
-    static func localAddress(_ fd: CInt, _ addr: UnsafeMutablePointer<sockaddr_storage>) -> socklen_t {
+    static func localAddress(_ api: SocketAPI, _ fd: CInt, _ addr: UnsafeMutablePointer<sockaddr_storage>) -> socklen_t {
+        let getsockname = api.table.pointee.getsockname!
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let r = addr.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
         return r == 0 ? len : 0
     }
 
-    static func remoteAddress(_ fd: CInt, _ addr: UnsafeMutablePointer<sockaddr_storage>) -> socklen_t {
+    static func remoteAddress(_ api: SocketAPI, _ fd: CInt, _ addr: UnsafeMutablePointer<sockaddr_storage>) -> socklen_t {
+        let getpeername = api.table.pointee.getpeername!
         var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let r = addr.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) }
         return r == 0 ? len : 0
@@ -176,6 +196,11 @@ enum Sys {
     /// close(2), never retried: after EINTR the descriptor is already gone on Linux.
     static func close(_ fd: CInt) {
         _ = Glibc.close(fd)
+    }
+
+    /// close through a socket table (a socket made by that table).
+    static func close(_ api: SocketAPI, _ fd: CInt) {
+        _ = api.table.pointee.close!(fd)
     }
 
     static func shutdownWrite(_ fd: CInt) {

@@ -146,7 +146,7 @@ extension Bind {
             return
         }
         guard state == .connecting else { return }
-        let err = res < 0 ? -res : Sys.socketError(fd)
+        let err = res < 0 ? -res : Sys.socketError(api, fd)
         if err != 0 {
             close(status: err)
             return

@@ -5,6 +5,9 @@ import Glibc
 /// STREAM_SOCKET_TCP: the stream state machine of Bind over a kernel socket.
 /// Reads go into the loop's pool buffers until a short read (edge-triggered:
 /// new data raises a new edge); writes are one writev per flush.
+/// STREAM_XLIO_TCP is the same code driven through libxlio's socket table
+/// (`Bind.api`) and polled through XLIO's epoll; STREAM_IO_URING_TCP shares
+/// the setup here and moves bytes by completions (IoUringTCP).
 enum TCP {
     /// Reads of less than this start a fresh buffer rather than a sliver.
     static let minimumRead = 16 * 1024
@@ -14,30 +17,31 @@ enum TCP {
     static func connect(loop: EventLoop, proto: evpl_protocol_id, local: Endpoint?, remote: Endpoint,
                         notify: evpl_notify_callback_t?, segment: evpl_segment_callback_t?,
                         privateData: UnsafeMutableRawPointer?) -> Bind? {
-        let transport: Bind.Transport = proto == EVPL_STREAM_IO_URING_TCP ? .uring : .socket
+        let transport = Bind.Transport(proto)
         if transport == .uring && IoUringTCP.ring(loop) == nil { return nil }
+        let api = SocketAPI.forProtocol(proto)
         var peer = sockaddr_storage()
         guard let peerLength = remote.resolve(into: &peer) else { return nil }
         let fd: CInt
         do {
-            fd = try Sys.socket(CInt(peer.ss_family), CEVPL_SOCK_STREAM)
+            fd = try Sys.socket(api, CInt(peer.ss_family), CEVPL_SOCK_STREAM)
         } catch {
             Log.error("tcp", "evpl_connect: \(error.description)")
             return nil
         }
-        Sys.setOption(fd, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
+        Sys.setOption(api, fd, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
         if let local {
             var mine = sockaddr_storage()
             guard let mineLength = local.resolve(into: &mine) else {
-                Sys.close(fd)
+                Sys.close(api, fd)
                 return nil
             }
-            Sys.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
+            Sys.setOption(api, fd, SOL_SOCKET, SO_REUSEADDR, 1)
             do {
-                try Sys.bind(fd, &mine, mineLength)
+                try Sys.bind(api, fd, &mine, mineLength)
             } catch {
                 Log.error("tcp", "evpl_connect: local endpoint \(Address.format(&mine)): \(error.description)")
-                Sys.close(fd)
+                Sys.close(api, fd)
                 return nil
             }
         }
@@ -48,12 +52,12 @@ enum TCP {
         b.remote.length = peerLength
         do {
             if transport == .uring {
-                _ = try Sys.connect(fd, &peer, peerLength)
+                _ = try Sys.connect(api, fd, &peer, peerLength)
                 b.startUringConnect()
             } else {
                 // Registered before connect: the first writable edge reports the outcome.
                 try b.watch()
-                _ = try Sys.connect(fd, &peer, peerLength)
+                _ = try Sys.connect(api, fd, &peer, peerLength)
             }
         } catch {
             b.close(status: error.errno)  // DISCONNECTED from the loop, never from here
@@ -63,12 +67,13 @@ enum TCP {
 
     /// A connection accepted for `loop`: the attach callback sets it up, then CONNECTED.
     static func accepted(fd: CInt, loop: EventLoop, binding: ListenerBinding, proto: evpl_protocol_id) {
-        let transport: Bind.Transport = proto == EVPL_STREAM_IO_URING_TCP ? .uring : .socket
+        let transport = Bind.Transport(proto)
+        let api = SocketAPI.forProtocol(proto)
         if transport == .uring && IoUringTCP.ring(loop) == nil {
-            Sys.close(fd)
+            Sys.close(api, fd)
             return
         }
-        Sys.setOption(fd, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
+        Sys.setOption(api, fd, CInt(IPPROTO_TCP), TCP_NODELAY, 1)
         let b = Bind.make(loop: loop, proto: proto, kind: .stream, fd: fd, notify: nil, segment: nil,
                           privateData: nil, transport: transport)
         b.state = .open
@@ -105,7 +110,7 @@ extension Bind {
             }
             let r: IOResult
             do {
-                r = try Sys.read(fd, p, room)
+                r = try Sys.read(api.read, fd, p, room)
             } catch {
                 if got { delivered(newBytes: true) }
                 close(status: error.errno)
@@ -145,7 +150,7 @@ extension Bind {
             }
             let r: IOResult
             do {
-                r = try Sys.writev(fd, iov, n)
+                r = try Sys.writev(api.writev, fd, iov, n)
             } catch {
                 close(status: error.errno)
                 return
@@ -160,6 +165,17 @@ extension Bind {
         notifySent()
         if finishRequested && sendQueue.isEmpty && isLive {
             close(status: 0)
+        }
+    }
+}
+
+extension Bind.Transport {
+    /// The transport of a stream protocol.
+    init(_ proto: evpl_protocol_id) {
+        switch proto {
+        case EVPL_STREAM_IO_URING_TCP: self = .uring
+        case EVPL_STREAM_XLIO_TCP: self = .xlio
+        default: self = .socket
         }
     }
 }

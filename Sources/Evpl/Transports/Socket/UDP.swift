@@ -14,7 +14,7 @@ enum UDP {
         let fd: CInt
         do {
             fd = try Sys.socket(CInt(mine.ss_family), CEVPL_SOCK_DGRAM)
-            try Sys.bind(fd, &mine, mineLength)
+            try Sys.bind(.kernel, fd, &mine, mineLength)
         } catch {
             Log.error("udp", "evpl_bind \(Address.format(&mine)): \(error.description)")
             return nil
