@@ -172,16 +172,7 @@ final class Bind {
         switch state {
         case .connecting:
             guard flags & (CEVPL_EPOLLOUT | CEVPL_EPOLLERR | CEVPL_EPOLLHUP) != 0 else { return }
-            let err = Sys.socketError(api, fd)
-            if err != 0 {
-                close(status: err)
-                return
-            }
-            state = .open
-            Sys.localAddressInto(self)
-            announceConnected()
-            guard isLive else { return }
-            if !sendQueue.isEmpty || finishRequested { loop.markDirty(self) }
+            guard connectCompleted(error: Sys.socketError(api, fd)) else { return }
             if flags & (CEVPL_EPOLLIN | CEVPL_EPOLLRDHUP | CEVPL_EPOLLHUP) != 0 { readReady(flags) }
         case .open, .finishing:
             if flags & (CEVPL_EPOLLIN | CEVPL_EPOLLRDHUP | CEVPL_EPOLLHUP | CEVPL_EPOLLERR) != 0 {
@@ -204,6 +195,22 @@ final class Bind {
         } else {
             readDatagrams()
         }
+    }
+
+    /// The outcome of a non-blocking connect (any transport): DISCONNECTED
+    /// with `error`, or CONNECTED and what was queued meanwhile marked for
+    /// flushing.  Returns whether the bind is still open afterwards.
+    func connectCompleted(error: CInt) -> Bool {
+        if error != 0 {
+            close(status: error)
+            return false
+        }
+        state = .open
+        Sys.localAddressInto(self)
+        announceConnected()
+        guard isLive else { return false }
+        if !sendQueue.isEmpty || finishRequested { loop.markDirty(self) }
+        return true
     }
 
     // MARK: Closing

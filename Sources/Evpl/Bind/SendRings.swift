@@ -1,58 +1,83 @@
 import CEvpl
 import Glibc
 
-/// A FIFO of cumulative byte offsets: where each stream send call ends, so
-/// SENT can count whole calls completed (`sent.msgs`).
-struct OffsetRing: ~Copyable {
-    private var slots: UnsafeMutablePointer<UInt64>
-    private var mask: Int
+/// A FIFO of plain values (no references to release): indices only grow and
+/// are masked on access; storage is allocated on the first append and
+/// doubles when full.  The bind's message-end offsets and queued datagrams.
+struct ValueRing<Element>: ~Copyable {
+    private var slots: UnsafeMutablePointer<Element>?
+    private var mask = -1
     private var head = 0, tail = 0
-
     private let initialCapacity: Int
 
-    /// Storage is allocated on the first append.
     init(capacity: Int) {
-        slots = OffsetRing.placeholder
-        mask = -1
         initialCapacity = Int(GlobalConfig.powerOfTwo(UInt32(max(capacity, 2))))
     }
 
-    private static let placeholder = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
-
-    deinit { if mask >= 0 { slots.deallocate() } }
+    deinit {
+        guard let slots else { return }
+        var i = head
+        while i != tail {
+            (slots + (i & mask)).deinitialize(count: 1)
+            i &+= 1
+        }
+        slots.deallocate()
+    }
 
     var isEmpty: Bool { head == tail }
+    var count: Int { tail &- head }
 
     @inline(__always)
-    mutating func append(_ v: UInt64) {
-        if tail &- head == mask + 1 { grow() }
-        slots[tail & mask] = v
+    mutating func append(_ v: Element) {
+        if count == mask + 1 { grow() }
+        (slots.unsafelyUnwrapped + (tail & mask)).initialize(to: v)
         tail &+= 1
     }
 
-    /// Pops every offset <= `written`; returns how many.
+    /// The i-th element from the front (0 = oldest); valid until the ring
+    /// changes, and only for i < count.
     @inline(__always)
-    mutating func popCompleted(_ written: UInt64) -> UInt64 {
-        var n: UInt64 = 0
-        while head != tail && slots[head & mask] <= written {
-            head &+= 1
-            n += 1
-        }
-        return n
+    func at(_ i: Int) -> UnsafeMutablePointer<Element> { slots.unsafelyUnwrapped + ((head &+ i) & mask) }
+
+    @inline(__always)
+    mutating func removeFirst() {
+        (slots.unsafelyUnwrapped + (head & mask)).deinitialize(count: 1)
+        head &+= 1
     }
 
-    mutating func removeAll() { head = tail }
+    mutating func removeAll() {
+        while !isEmpty { removeFirst() }
+    }
 
     private mutating func grow() {
         let old = mask + 1
         let capacity = old == 0 ? initialCapacity : old * 2
-        let fresh = UnsafeMutablePointer<UInt64>.allocate(capacity: capacity)
-        for i in 0..<old { fresh[i] = slots[(head &+ i) & mask] }
-        if old > 0 { slots.deallocate() }
+        let fresh = UnsafeMutablePointer<Element>.allocate(capacity: capacity)
+        if let slots {
+            for i in 0..<old { (fresh + i).moveInitialize(from: slots + ((head &+ i) & mask), count: 1) }
+            slots.deallocate()
+        }
         slots = fresh
         mask = capacity - 1
         head = 0
         tail = old
+    }
+}
+
+/// Cumulative byte offsets where each stream send call ends, so SENT can
+/// count whole calls completed (`sent.msgs`).
+typealias OffsetRing = ValueRing<UInt64>
+
+extension ValueRing where Element == UInt64 {
+    /// Pops every offset <= `written`; returns how many.
+    @inline(__always)
+    mutating func popCompleted(_ written: UInt64) -> UInt64 {
+        var n: UInt64 = 0
+        while !isEmpty && at(0).pointee <= written {
+            removeFirst()
+            n += 1
+        }
+        return n
     }
 }
 
@@ -65,53 +90,5 @@ struct Datagram {
     var length: Int
 }
 
-/// A FIFO of queued datagrams (the iovecs themselves are in the send queue).
-struct DatagramRing: ~Copyable {
-    private var slots: UnsafeMutablePointer<Datagram>
-    private var mask: Int
-    private var head = 0, tail = 0
-
-    private let initialCapacity: Int
-
-    /// Storage is allocated on the first append (stream binds never need it).
-    init(capacity: Int) {
-        slots = DatagramRing.placeholder
-        mask = -1
-        initialCapacity = Int(GlobalConfig.powerOfTwo(UInt32(max(capacity, 2))))
-    }
-
-    private static let placeholder = UnsafeMutablePointer<Datagram>.allocate(capacity: 1)
-
-    deinit { if mask >= 0 { slots.deallocate() } }
-
-    var isEmpty: Bool { head == tail }
-    var count: Int { tail &- head }
-
-    @inline(__always)
-    mutating func append(_ d: Datagram) {
-        if count == mask + 1 { grow() }
-        (slots + (tail & mask)).initialize(to: d)
-        tail &+= 1
-    }
-
-    /// The i-th queued datagram (0 = oldest); valid until the ring changes.
-    @inline(__always)
-    func at(_ i: Int) -> UnsafeMutablePointer<Datagram> { slots + ((head &+ i) & mask) }
-
-    @inline(__always)
-    mutating func removeFirst() { head &+= 1 }
-
-    mutating func removeAll() { head = tail }
-
-    private mutating func grow() {
-        let old = mask + 1
-        let capacity = old == 0 ? initialCapacity : old * 2
-        let fresh = UnsafeMutablePointer<Datagram>.allocate(capacity: capacity)
-        for i in 0..<old { (fresh + i).initialize(to: slots[(head &+ i) & mask]) }
-        if old > 0 { slots.deallocate() }
-        slots = fresh
-        mask = capacity - 1
-        head = 0
-        tail = old
-    }
-}
+/// Queued datagrams (the iovecs themselves are in the send queue).
+typealias DatagramRing = ValueRing<Datagram>

@@ -146,17 +146,8 @@ extension Bind {
             return
         }
         guard state == .connecting else { return }
-        let err = res < 0 ? -res : Sys.socketError(api, fd)
-        if err != 0 {
-            close(status: err)
-            return
-        }
-        state = .open
-        Sys.localAddressInto(self)
-        announceConnected()
-        guard isLive else { return }
+        guard connectCompleted(error: res < 0 ? -res : Sys.socketError(api, fd)) else { return }
         startUringReceive()
-        if !sendQueue.isEmpty || finishRequested { loop.markDirty(self) }
     }
 
     // MARK: Closing
