@@ -11,7 +11,10 @@ final class Endpoint {
     let port: Int
     /// `evpl_endpoint_address`'s answer; owned here, freed with the endpoint.
     let cAddress: UnsafeMutablePointer<CChar>
-    private let literal: Bool
+    /// A literal address never changes: read without the lock (every
+    /// evpl_sendtoep resolves its endpoint).
+    private let literal: sockaddr_storage?
+    private let literalLength: socklen_t
 
     private struct Cache {
         var storage = sockaddr_storage()
@@ -43,9 +46,9 @@ final class Endpoint {
             isLiteral = true
         }
         self.host = host
-        literal = isLiteral
+        literal = isLiteral ? c.storage : nil
+        literalLength = isLiteral ? c.length : 0
         cAddress = strdup(host ?? "0.0.0.0")
-        cache.withLock { $0 = c }
     }
 
     deinit { free(cAddress) }
@@ -53,10 +56,14 @@ final class Endpoint {
     /// The socket address, resolving (or re-resolving a stale cache entry) if
     /// needed; nil with a log line when the name does not resolve.
     func resolve(into out: UnsafeMutablePointer<sockaddr_storage>) -> socklen_t? {
+        if let literal {
+            out.pointee = literal
+            return literalLength
+        }
         let timeout = UInt64(Library.config.resolveTimeoutMs) * 1_000_000
         let clock = Sys.monotonicNanoseconds()
         let hit: socklen_t? = cache.withLock { c in
-            guard c.length > 0, literal || clock &- c.resolvedAt < timeout else { return nil }
+            guard c.length > 0, clock &- c.resolvedAt < timeout else { return nil }
             out.pointee = c.storage
             return c.length
         }
