@@ -92,6 +92,12 @@ final class Bind {
         messageEnds = OffsetRing(capacity: 64)
     }
 
+    /// Runs when the loop is destroyed (binds are kept for reuse until then).
+    deinit {
+        uringIov?.deallocate()
+        uringMessage?.deallocate()
+    }
+
     @inline(__always)
     var handle: BindHandle { Unmanaged.passUnretained(self).handle }
 

@@ -85,6 +85,9 @@ final class BlockQueue {
         guard !closed else { return }
         closed = true
         device.queueClosed()
+        // The handle stays valid (later requests fail with ESHUTDOWN) until
+        // the loop goes away: the loop takes over the handle's reference.
+        loop.closedBlockQueues.append(Unmanaged.passUnretained(self))
     }
 }
 

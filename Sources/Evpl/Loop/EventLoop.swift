@@ -42,6 +42,8 @@ final class EventLoop {
     @exclusivity(unchecked) var drainingBinds = 0
     /// Block requests submitted and not yet completed.
     @exclusivity(unchecked) var blockInflight = 0
+    /// Closed block queues (their handles stay valid until the loop is destroyed).
+    @exclusivity(unchecked) var closedBlockQueues: [Unmanaged<BlockQueue>] = []
     /// io_uring listening sockets with a multishot accept on this loop's ring.
     @exclusivity(unchecked) var uringListenSockets: [ListenSocket] = []
     /// Multishot accepts posted and not yet finished.
@@ -333,6 +335,8 @@ final class EventLoop {
         closeAllBinds()
         while !deferrals.isEmpty { _ = deferrals.run(handle) }
         drainUring()
+        for q in closedBlockQueues { q.release() }
+        closedBlockQueues.removeAll()
         freeBinds.drain()
         xlio = nil  // closes XLIO's epoll (every XLIO socket of this loop is closed by now)
         Sys.close(wakeFd)
