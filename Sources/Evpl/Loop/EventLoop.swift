@@ -391,6 +391,10 @@ final class Scratch {
     let batch: Int
     let messageIovecs: UnsafeMutablePointer<evpl_iovec>
     let messageIovecCapacity: Int
+    /// recvmmsg's arguments, wired once (slot i: name addrs[i], one iovec
+    /// recvIov[i]); each call sets only the buffer addresses and name lengths.
+    let recvMsgs: UnsafeMutablePointer<cevpl_mmsghdr>
+    let recvIov: UnsafeMutablePointer<iovec>
 
     init(_ g: GlobalConfig) {
         iovCapacity = Int(min(max(g.maxNumIovec, 64), 1024))
@@ -401,6 +405,16 @@ final class Scratch {
         msgIov = .allocate(capacity: batch * iovCapacity)
         messageIovecCapacity = Int(max(g.maxNumIovec, 1))
         messageIovecs = .allocate(capacity: messageIovecCapacity)
+        recvMsgs = .allocate(capacity: batch)
+        recvIov = .allocate(capacity: batch)
+        for i in 0..<batch {
+            recvIov[i] = iovec(iov_base: nil, iov_len: 0)
+            recvMsgs[i] = cevpl_mmsghdr(
+                msg_hdr: msghdr(msg_name: UnsafeMutableRawPointer(addrs + i), msg_namelen: 0,
+                                msg_iov: recvIov + i, msg_iovlen: 1, msg_control: nil, msg_controllen: 0,
+                                msg_flags: 0),
+                msg_len: 0)
+        }
     }
 
     deinit {
@@ -409,5 +423,7 @@ final class Scratch {
         addrs.deallocate()
         msgIov.deallocate()
         messageIovecs.deallocate()
+        recvMsgs.deallocate()
+        recvIov.deallocate()
     }
 }

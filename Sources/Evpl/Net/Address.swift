@@ -3,8 +3,9 @@ import Glibc
 /// A socket address (`struct evpl_address`): a datagram's sender, a bind's
 /// local or remote end.  Formats as `a.b.c.d:port` or `[v6]:port`.
 final class Address {
-    var storage = sockaddr_storage()
-    var length: socklen_t = 0
+    // Written and read on one loop's thread (recv_msg.addr, a bind's ends).
+    @exclusivity(unchecked) var storage = sockaddr_storage()
+    @exclusivity(unchecked) var length: socklen_t = 0
 
     init() {}
 

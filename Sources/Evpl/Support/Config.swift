@@ -1,44 +1,47 @@
 import Glibc
 
-/// The global settings (CONFIG.md §Global settings).  A `struct evpl_global_config *`
+/// The global settings (CONFIG.md §Global settings).  Written before the
+/// library is initialised (and, for loops, before they start), then only
+/// read: hence `@exclusivity(unchecked)`, which keeps reads on the hot path
+/// free of dynamic exclusivity checks.  A `struct evpl_global_config *`
 /// is a GlobalConfig held at +1 until `evpl_init` takes it or it is released.
 final class GlobalConfig {
-    var bufferSize: UInt64 = 2 * 1024 * 1024
-    var slabSize: UInt64 = 1024 * 1024 * 1024
-    var spinNs: UInt64 = 1_000_000
-    var maxDatagramSize: UInt32 = 65536
-    var maxDatagramBatch: UInt32 = 16
-    var maxNumIovec: UInt32 = 128
-    var iovecRingSize: UInt32 = 1024
-    var dgramRingSize: UInt32 = 256
-    var rdmaRequestRingSize: UInt32 = 64
-    var resolveTimeoutMs: UInt32 = 5000
-    var hfTimeMode: UInt32 = 2
-    var maxPending: UInt32 = 16
-    var maxPollFd: UInt32 = 16
-    var hugePages: Int32 = 0
-    var ioUringEnabled: Int32 = 1
-    var rdmacmEnabled: Int32 = 1
-    var xlioEnabled: Int32 = 1
-    var vfioEnabled: Int32 = 1
-    var rdmacmTos: UInt8 = 0
-    var rdmacmDatagramSizeOverride: UInt32 = 0
-    var rdmacmSrqPrefill: Int32 = 0
-    var rdmacmMaxSge: UInt32 = 31
-    var rdmacmCqSize: UInt32 = 8192
-    var rdmacmSqSize: UInt32 = 256
-    var rdmacmSrqSize: UInt32 = 8192
-    var rdmacmSrqMin: UInt32 = 256
-    var rdmacmMaxInline: UInt32 = 250
-    var rdmacmSrqBatch: UInt32 = 16
-    var rdmacmRetryCount: UInt32 = 4
-    var rdmacmRnrRetryCount: UInt32 = 4
-    var tlsCert: String?
-    var tlsKey: String?
-    var tlsCa: String?
-    var tlsCipherList: String?
-    var tlsVerifyPeer: Int32 = 1
-    var tlsKtlsEnabled: Int32 = 1
+    @exclusivity(unchecked) var bufferSize: UInt64 = 2 * 1024 * 1024
+    @exclusivity(unchecked) var slabSize: UInt64 = 1024 * 1024 * 1024
+    @exclusivity(unchecked) var spinNs: UInt64 = 1_000_000
+    @exclusivity(unchecked) var maxDatagramSize: UInt32 = 65536
+    @exclusivity(unchecked) var maxDatagramBatch: UInt32 = 16
+    @exclusivity(unchecked) var maxNumIovec: UInt32 = 128
+    @exclusivity(unchecked) var iovecRingSize: UInt32 = 1024
+    @exclusivity(unchecked) var dgramRingSize: UInt32 = 256
+    @exclusivity(unchecked) var rdmaRequestRingSize: UInt32 = 64
+    @exclusivity(unchecked) var resolveTimeoutMs: UInt32 = 5000
+    @exclusivity(unchecked) var hfTimeMode: UInt32 = 2
+    @exclusivity(unchecked) var maxPending: UInt32 = 16
+    @exclusivity(unchecked) var maxPollFd: UInt32 = 16
+    @exclusivity(unchecked) var hugePages: Int32 = 0
+    @exclusivity(unchecked) var ioUringEnabled: Int32 = 1
+    @exclusivity(unchecked) var rdmacmEnabled: Int32 = 1
+    @exclusivity(unchecked) var xlioEnabled: Int32 = 1
+    @exclusivity(unchecked) var vfioEnabled: Int32 = 1
+    @exclusivity(unchecked) var rdmacmTos: UInt8 = 0
+    @exclusivity(unchecked) var rdmacmDatagramSizeOverride: UInt32 = 0
+    @exclusivity(unchecked) var rdmacmSrqPrefill: Int32 = 0
+    @exclusivity(unchecked) var rdmacmMaxSge: UInt32 = 31
+    @exclusivity(unchecked) var rdmacmCqSize: UInt32 = 8192
+    @exclusivity(unchecked) var rdmacmSqSize: UInt32 = 256
+    @exclusivity(unchecked) var rdmacmSrqSize: UInt32 = 8192
+    @exclusivity(unchecked) var rdmacmSrqMin: UInt32 = 256
+    @exclusivity(unchecked) var rdmacmMaxInline: UInt32 = 250
+    @exclusivity(unchecked) var rdmacmSrqBatch: UInt32 = 16
+    @exclusivity(unchecked) var rdmacmRetryCount: UInt32 = 4
+    @exclusivity(unchecked) var rdmacmRnrRetryCount: UInt32 = 4
+    @exclusivity(unchecked) var tlsCert: String?
+    @exclusivity(unchecked) var tlsKey: String?
+    @exclusivity(unchecked) var tlsCa: String?
+    @exclusivity(unchecked) var tlsCipherList: String?
+    @exclusivity(unchecked) var tlsVerifyPeer: Int32 = 1
+    @exclusivity(unchecked) var tlsKtlsEnabled: Int32 = 1
 
     /// Takes over the +1 reference that `evpl_global_config_init` gave C.
     static func take(_ handle: GlobalConfigHandle) -> GlobalConfig {
@@ -78,9 +81,9 @@ final class GlobalConfig {
 
 /// The per-loop settings (CONFIG.md §Thread settings).  Loops copy it.
 final class ThreadConfig {
-    var pollMode: Int32 = 1
-    var pollIterations: Int32 = 1000
-    var waitMs: Int32 = -1
+    @exclusivity(unchecked) var pollMode: Int32 = 1
+    @exclusivity(unchecked) var pollIterations: Int32 = 1000
+    @exclusivity(unchecked) var waitMs: Int32 = -1
 
     func copy() -> ThreadConfig {
         let c = ThreadConfig()

@@ -47,17 +47,15 @@ extension Bind {
                 return
             }
             let k = min(batch, room / stride)
+            let nameLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
             for i in 0..<k {
-                s.msgIov[i] = iovec(iov_base: base + i * stride, iov_len: stride)
-                s.msgs[i].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(s.addrs + i),
-                                           msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
-                                           msg_iov: s.msgIov + i, msg_iovlen: 1,
-                                           msg_control: nil, msg_controllen: 0, msg_flags: 0)
-                s.msgs[i].msg_len = 0
+                s.recvIov[i].iov_base = base + i * stride
+                s.recvIov[i].iov_len = stride
+                s.recvMsgs[i].msg_hdr.msg_namelen = nameLength
             }
             let r: IOResult
             do {
-                r = try Sys.recvmmsg(fd, s.msgs, k)
+                r = try Sys.recvmmsg(fd, s.recvMsgs, k)
             } catch {
                 // ICMP errors for an earlier send are reported here once; the socket lives on.
                 switch error.errno {
@@ -72,14 +70,15 @@ extension Bind {
             guard case .done(let got) = r, got > 0 else { return }
             // The datagrams sit in slots [0, got) of the reserved run: take the
             // whole run at once, then hand each datagram its own reference.
-            let span = loop.pool.commit(base, (got - 1) * stride + Int(s.msgs[got - 1].msg_len))
+            let span = loop.pool.commit(base, (got - 1) * stride + Int(s.recvMsgs[got - 1].msg_len))
             let buffer = Unmanaged<Buffer>.fromOpaque(span.private_data!)
             buffer._withUnsafeGuaranteedRef { $0.retain(got) }
             Iovec.release(span)
             for i in 0..<got {
-                let len = Int(s.msgs[i].msg_len)
-                var v = evpl_iovec(data: base + i * stride, length: len, buffer: buffer.takeUnretainedValue())
-                if len > slot || s.msgs[i].msg_hdr.msg_flags & CEVPL_MSG_TRUNC != 0 {
+                let len = Int(s.recvMsgs[i].msg_len)
+                var v = evpl_iovec(data: base + i * stride, length: UInt32(truncatingIfNeeded: len), pad: 0,
+                                   private_data: span.private_data)
+                if len > slot || s.recvMsgs[i].msg_hdr.msg_flags & CEVPL_MSG_TRUNC != 0 {
                     Log.error("udp", "dropped a datagram larger than max_datagram_size (\(slot))")
                     Iovec.release(v)
                     continue
@@ -89,7 +88,7 @@ extension Bind {
                     continue
                 }
                 loop.recvAddress.storage = s.addrs[i]
-                loop.recvAddress.length = s.msgs[i].msg_hdr.msg_namelen
+                loop.recvAddress.length = s.recvMsgs[i].msg_hdr.msg_namelen
                 var n = evpl_notify()
                 n.notify_type = UInt32(EVPL_NOTIFY_RECV_MSG)
                 n.recv_msg.iovec = withUnsafeMutablePointer(to: &v) { p in
