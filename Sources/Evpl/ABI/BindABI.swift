@@ -4,13 +4,20 @@ import Glibc
 // ABI area: binds and connections (the user's "Binds & Connections" document)
 
 /// A live bind of `loop`, or nil (with one log line) for NULL or a closed bind.
+/// Unmanaged, so that callers bind it `unowned(unsafe)`: the loop keeps every
+/// bind alive, and the per-message calls below then cost no reference counting.
 @inline(__always)
-private func liveBind(_ function: StaticString, _ evpl: LoopHandle?, _ bind: BindHandle?) -> Bind? {
-    guard Unmanaged<EventLoop>.borrow(evpl) != nil, let b = Unmanaged<Bind>.borrow(bind), b.state != .free else {
-        Log.misuse(function, "NULL loop, or a NULL or closed bind")
+private func liveBind(_ function: StaticString, _ evpl: LoopHandle?, _ bind: BindHandle?) -> Unmanaged<Bind>? {
+    guard evpl != nil, let bind else {
+        Log.misuse(function, "NULL loop or bind")
         return nil
     }
-    return b
+    let u = Unmanaged<Bind>.fromOpaque(UnsafeRawPointer(bind))
+    guard u._withUnsafeGuaranteedRef({ $0.state != .free }) else {
+        Log.misuse(function, "a closed bind")
+        return nil
+    }
+    return u
 }
 
 /// The reason a protocol cannot be used for `use`, logged once per call; nil if it can.
@@ -140,7 +147,7 @@ public func evpl_bind(_ evpl: LoopHandle?, _ protocol: evpl_protocol_id, _ endpo
 /// the kernel and sent.msgs send calls completed since the previous SENT.
 @_cdecl("evpl_bind_request_send_notifications")
 public func evpl_bind_request_send_notifications(_ evpl: LoopHandle?, _ bind: BindHandle?) {
-    liveBind("evpl_bind_request_send_notifications", evpl, bind)?.requestSendNotifications()
+    liveBind("evpl_bind_request_send_notifications", evpl, bind)?._withUnsafeGuaranteedRef { $0.requestSendNotifications() }
 }
 
 /// Copy `length` bytes and queue them on a stream bind (any length). Sends
@@ -148,7 +155,8 @@ public func evpl_bind_request_send_notifications(_ evpl: LoopHandle?, _ bind: Bi
 /// default peer) this logs an error and sends nothing.
 @_cdecl("evpl_send")
 public func evpl_send(_ evpl: LoopHandle?, _ bind: BindHandle?, _ buffer: UnsafeRawPointer?, _ length: CUnsignedInt) {
-    guard let b = liveBind("evpl_send", evpl, bind) else { return }
+    guard let u = liveBind("evpl_send", evpl, bind) else { return }
+    unowned(unsafe) let b = u.takeUnretainedValue()
     guard length > 0 else { return }
     guard let buffer else { return Log.misuse("evpl_send", "NULL buffer") }
     guard b.kind == .stream else { return Log.misuse("evpl_send", "datagram bind has no default peer; use evpl_sendto") }
@@ -179,23 +187,27 @@ private func iovecTotal(_ function: StaticString, _ iovecs: UnsafeMutablePointer
 public func evpl_sendv(_ evpl: LoopHandle?, _ bind: BindHandle?, _ iovecs: UnsafeMutablePointer<evpl_iovec>?,
                        _ nbufvecs: CInt, _ length: CInt, _ flags: CUnsignedInt) {
     let takeRef = flags & CUnsignedInt(EVPL_SEND_FLAG_TAKE_REF) != 0
-    guard let b = liveBind("evpl_sendv", evpl, bind), b.kind == .stream,
+    guard let u = liveBind("evpl_sendv", evpl, bind), u._withUnsafeGuaranteedRef({ $0.kind == .stream }),
           iovecTotal("evpl_sendv", iovecs, nbufvecs, length) != nil, let iovecs else {
         if takeRef, let iovecs, nbufvecs > 0 { for i in 0..<Int(nbufvecs) { Iovec.release(iovecs + i) } }
         return
     }
+    unowned(unsafe) let b = u.takeUnretainedValue()
     b.sendv(iovecs, Int(nbufvecs), Int(length), takeRef: takeRef)
 }
 
 /// Resolves a destination argument into `out`; false (logged) when it cannot.
-private func destination(_ b: Bind, address: AddressHandle?, endpoint: EndpointHandle?,
+@inline(__always)
+private func destination(address: AddressHandle?, endpoint: EndpointHandle?,
                          _ out: UnsafeMutablePointer<sockaddr_storage>) -> socklen_t? {
-    if let a = Unmanaged<Address>.borrow(address) {
-        out.pointee = a.storage
-        return a.length
+    if let address {
+        return Unmanaged<Address>.fromOpaque(UnsafeRawPointer(address))._withUnsafeGuaranteedRef { a in
+            out.pointee = a.storage
+            return a.length
+        }
     }
-    if let e = Unmanaged<Endpoint>.borrow(endpoint) {
-        return e.resolve(into: out)
+    if let endpoint {
+        return Unmanaged<Endpoint>.fromOpaque(UnsafeRawPointer(endpoint))._withUnsafeGuaranteedRef { $0.resolve(into: out) }
     }
     return nil
 }
@@ -203,11 +215,12 @@ private func destination(_ b: Bind, address: AddressHandle?, endpoint: EndpointH
 private func sendDatagram(_ function: StaticString, _ evpl: LoopHandle?, _ bind: BindHandle?,
                           address: AddressHandle?, endpoint: EndpointHandle?, _ buffer: UnsafeRawPointer?,
                           _ length: CUnsignedInt) {
-    guard let b = liveBind(function, evpl, bind) else { return }
+    guard let u = liveBind(function, evpl, bind) else { return }
+    unowned(unsafe) let b = u.takeUnretainedValue()
     guard b.kind == .datagram else { return Log.misuse(function, "not a datagram bind") }
     guard buffer != nil || length == 0 else { return Log.misuse(function, "NULL buffer") }
     var to = sockaddr_storage()
-    guard let toLength = destination(b, address: address, endpoint: endpoint, &to) else {
+    guard let toLength = destination(address: address, endpoint: endpoint, &to) else {
         return Log.misuse(function, "NULL or unresolvable destination")
     }
     withUnsafeBytes(of: UInt8(0)) { empty in
@@ -223,8 +236,9 @@ private func sendDatagramv(_ function: StaticString, _ evpl: LoopHandle?, _ bind
     func drop() {
         if takeRef, let iovecs, nbufvecs > 0 { for i in 0..<Int(nbufvecs) { Iovec.release(iovecs + i) } }
     }
-    guard let b = liveBind(function, evpl, bind), iovecTotal(function, iovecs, nbufvecs, length) != nil,
+    guard let u = liveBind(function, evpl, bind), iovecTotal(function, iovecs, nbufvecs, length) != nil,
           let iovecs else { return drop() }
+    unowned(unsafe) let b = u.takeUnretainedValue()
     guard b.kind == .datagram else {
         Log.misuse(function, "not a datagram bind")
         return drop()
@@ -234,7 +248,7 @@ private func sendDatagramv(_ function: StaticString, _ evpl: LoopHandle?, _ bind
         return drop()
     }
     var to = sockaddr_storage()
-    guard let toLength = destination(b, address: address, endpoint: endpoint, &to) else {
+    guard let toLength = destination(address: address, endpoint: endpoint, &to) else {
         Log.misuse(function, "NULL or unresolvable destination")
         return drop()
     }
@@ -279,7 +293,8 @@ public func evpl_sendtoepv(_ evpl: LoopHandle?, _ bind: BindHandle?, _ endpoint:
 /// number copied (-1 for bad arguments).
 @_cdecl("evpl_peek")
 public func evpl_peek(_ evpl: LoopHandle?, _ bind: BindHandle?, _ buffer: UnsafeMutableRawPointer?, _ length: CInt) -> CInt {
-    guard let b = liveBind("evpl_peek", evpl, bind), length >= 0, buffer != nil || length == 0 else { return -1 }
+    guard let u = liveBind("evpl_peek", evpl, bind), length >= 0, buffer != nil || length == 0 else { return -1 }
+    unowned(unsafe) let b = u.takeUnretainedValue()
     guard let buffer else { return 0 }
     return CInt(b.peek(buffer, Int(length)))
 }
@@ -289,14 +304,16 @@ public func evpl_peek(_ evpl: LoopHandle?, _ bind: BindHandle?, _ buffer: Unsafe
 @_cdecl("evpl_peekv")
 public func evpl_peekv(_ evpl: LoopHandle?, _ bind: BindHandle?, _ iovecs: UnsafeMutablePointer<evpl_iovec>?,
                        _ maxiovecs: CInt, _ length: CInt) -> CInt {
-    guard let b = liveBind("evpl_peekv", evpl, bind), let iovecs, maxiovecs >= 0, length >= 0 else { return -1 }
+    guard let u = liveBind("evpl_peekv", evpl, bind), let iovecs, maxiovecs >= 0, length >= 0 else { return -1 }
+    unowned(unsafe) let b = u.takeUnretainedValue()
     return CInt(b.peekv(iovecs, maxIovecs: Int(maxiovecs), length: Int(length)))
 }
 
 /// Discard `length` received bytes: 0, or -1 (nothing consumed) if fewer are buffered.
 @_cdecl("evpl_consume")
 public func evpl_consume(_ evpl: LoopHandle?, _ bind: BindHandle?, _ length: CInt) -> CInt {
-    guard let b = liveBind("evpl_consume", evpl, bind), length >= 0 else { return -1 }
+    guard let u = liveBind("evpl_consume", evpl, bind), length >= 0 else { return -1 }
+    unowned(unsafe) let b = u.takeUnretainedValue()
     return CInt(b.consume(Int(length)))
 }
 
@@ -306,7 +323,8 @@ public func evpl_consume(_ evpl: LoopHandle?, _ bind: BindHandle?, _ length: CIn
 @_cdecl("evpl_recv")
 public func evpl_recv(_ evpl: LoopHandle?, _ bind: BindHandle?, _ buffer: UnsafeMutableRawPointer?,
                       _ maxlength: CInt, _ flags: CUnsignedInt) -> CInt {
-    guard let b = liveBind("evpl_recv", evpl, bind), maxlength >= 0, buffer != nil || maxlength == 0 else { return -1 }
+    guard let u = liveBind("evpl_recv", evpl, bind), maxlength >= 0, buffer != nil || maxlength == 0 else { return -1 }
+    unowned(unsafe) let b = u.takeUnretainedValue()
     guard let buffer else { return 0 }
     return CInt(b.recv(buffer, Int(maxlength), allOrNone: flags & CUnsignedInt(EVPL_RECV_FLAG_ALL_OR_NONE) != 0))
 }
@@ -317,7 +335,8 @@ public func evpl_recv(_ evpl: LoopHandle?, _ bind: BindHandle?, _ buffer: Unsafe
 @_cdecl("evpl_recvv")
 public func evpl_recvv(_ evpl: LoopHandle?, _ bind: BindHandle?, _ iovecs: UnsafeMutablePointer<evpl_iovec>?,
                        _ maxiovecs: CInt, _ maxlength: CInt, _ length: UnsafeMutablePointer<CInt>?) -> CInt {
-    guard let b = liveBind("evpl_recvv", evpl, bind), let iovecs, maxiovecs >= 0, maxlength >= 0 else { return -1 }
+    guard let u = liveBind("evpl_recvv", evpl, bind), let iovecs, maxiovecs >= 0, maxlength >= 0 else { return -1 }
+    unowned(unsafe) let b = u.takeUnretainedValue()
     return CInt(b.recvv(iovecs, maxIovecs: Int(maxiovecs), maxLength: Int(maxlength), length: length))
 }
 

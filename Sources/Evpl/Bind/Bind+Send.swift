@@ -39,11 +39,12 @@ extension Bind {
     /// Appends copies of `data` to the send queue; false when memory ran out.
     @inline(__always)
     func copyIn(_ data: UnsafeRawPointer, _ length: Int) -> Bool {
-        let size = loop.pool.bufferSize
+        unowned(unsafe) let pool = loop.pool  // the loop owns it; no reference counting per send
+        let size = pool.bufferSize
         var done = 0
         while done < length {
             let chunk = min(length - done, size)
-            guard let v = loop.pool.allocate(chunk, alignment: 1) else { return false }
+            guard let v = pool.allocate(chunk, alignment: 1) else { return false }
             memcpy(v.data, data + done, chunk)
             sendQueue.append(v)
             done += chunk

@@ -101,9 +101,10 @@ enum TCP {
 extension Bind {
     /// Reads until the socket is drained, then tells the application once.
     func readStream(toEnd: Bool) {
+        unowned(unsafe) let pool = loop.pool  // the loop owns it; no reference counting per read
         var got = false
         while true {
-            guard let (p, room) = loop.pool.reserve(minimum: TCP.minimumRead) else {
+            guard let (p, room) = pool.reserve(minimum: TCP.minimumRead) else {
                 Log.error("tcp", "out of buffer memory; closing the connection")
                 close(status: ENOMEM)
                 return
@@ -125,7 +126,7 @@ extension Bind {
                 delivered(newBytes: got)
                 return
             case .done(let n):
-                recvQueue.appendMerging(loop.pool.commit(p, n))
+                recvQueue.appendMerging(pool.commit(p, n))
                 got = true
                 if n < room && !toEnd {  // short read: drained (a later arrival raises a new edge)
                     delivered(newBytes: true)

@@ -36,13 +36,17 @@ enum UDP {
 extension Bind {
     /// Receives batches until one comes back short; one RECV_MSG per datagram.
     func readDatagrams() {
-        let s = loop.scratch
+        // unowned(unsafe): the loop owns these for its whole life; no
+        // reference counting per datagram.
+        unowned(unsafe) let s = loop.scratch
+        unowned(unsafe) let pool = loop.pool
+        unowned(unsafe) let from = loop.recvAddress
         let slot = Int(loop.global.maxDatagramSize)
         let batch = s.batch
         while isLive {
             // One slot per datagram; +1 byte so an oversize datagram shows up as MSG_TRUNC.
             let stride = slot + 1
-            guard let (base, room) = loop.pool.reserve(minimum: stride) else {
+            guard let (base, room) = pool.reserve(minimum: stride) else {
                 Log.error("udp", "out of buffer memory; datagrams left in the socket")
                 return
             }
@@ -70,7 +74,7 @@ extension Bind {
             guard case .done(let got) = r, got > 0 else { return }
             // The datagrams sit in slots [0, got) of the reserved run: take the
             // whole run at once, then hand each datagram its own reference.
-            let span = loop.pool.commit(base, (got - 1) * stride + Int(s.recvMsgs[got - 1].msg_len))
+            let span = pool.commit(base, (got - 1) * stride + Int(s.recvMsgs[got - 1].msg_len))
             let buffer = Unmanaged<Buffer>.fromOpaque(span.private_data!)
             buffer._withUnsafeGuaranteedRef { $0.retain(got) }
             Iovec.release(span)
@@ -87,8 +91,8 @@ extension Bind {
                     Iovec.release(v)
                     continue
                 }
-                loop.recvAddress.storage = s.addrs[i]
-                loop.recvAddress.length = s.recvMsgs[i].msg_hdr.msg_namelen
+                from.storage = s.addrs[i]
+                from.length = s.recvMsgs[i].msg_hdr.msg_namelen
                 var n = evpl_notify()
                 n.notify_type = UInt32(EVPL_NOTIFY_RECV_MSG)
                 n.recv_msg.iovec = withUnsafeMutablePointer(to: &v) { p in
@@ -97,7 +101,7 @@ extension Bind {
                 }
                 n.recv_msg.niov = 1
                 n.recv_msg.length = UInt32(len)
-                n.recv_msg.addr = Unmanaged.passUnretained(loop.recvAddress).handle
+                n.recv_msg.addr = Unmanaged.passUnretained(from).handle
                 notify?(loop.handle, handle, &n, privateData)
             }
             if got < k { return }
@@ -148,7 +152,7 @@ extension Bind {
     /// A datagram the kernel refuses (EMSGSIZE, unreachable, refused) is
     /// dropped and the batch goes on; UDP errors never close the bind.
     func flushDatagrams() {
-        let s = loop.scratch
+        unowned(unsafe) let s = loop.scratch
         let nameOffset = MemoryLayout<Datagram>.offset(of: \Datagram.address)!
         while !datagrams.isEmpty {
             let k = min(datagrams.count, s.batch)
