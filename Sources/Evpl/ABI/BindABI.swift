@@ -216,15 +216,16 @@ private func sendDatagram(_ function: StaticString, _ evpl: LoopHandle?, _ bind:
                           address: AddressHandle?, endpoint: EndpointHandle?, _ buffer: UnsafeRawPointer?,
                           _ length: CUnsignedInt) {
     guard let u = liveBind(function, evpl, bind) else { return }
-    unowned(unsafe) let b = u.takeUnretainedValue()
-    guard b.kind == .datagram else { return Log.misuse(function, "not a datagram bind") }
-    guard buffer != nil || length == 0 else { return Log.misuse(function, "NULL buffer") }
-    var to = sockaddr_storage()
-    guard let toLength = destination(address: address, endpoint: endpoint, &to) else {
-        return Log.misuse(function, "NULL or unresolvable destination")
-    }
-    withUnsafeBytes(of: UInt8(0)) { empty in
-        b.sendTo(&to, toLength, buffer ?? empty.baseAddress!, Int(length))
+    u._withUnsafeGuaranteedRef { b in
+        guard b.kind == .datagram else { return Log.misuse(function, "not a datagram bind") }
+        guard buffer != nil || length == 0 else { return Log.misuse(function, "NULL buffer") }
+        var to = sockaddr_storage()
+        guard let toLength = destination(address: address, endpoint: endpoint, &to) else {
+            return Log.misuse(function, "NULL or unresolvable destination")
+        }
+        withUnsafeBytes(of: UInt8(0)) { empty in
+            b.sendTo(&to, toLength, buffer ?? empty.baseAddress!, Int(length))
+        }
     }
 }
 

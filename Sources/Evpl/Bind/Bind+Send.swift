@@ -33,23 +33,24 @@ extension Bind {
     private func endMessage(_ length: Int) {
         queuedTotal &+= UInt64(length)
         messageEnds.append(queuedTotal)
-        loop.markDirty(self)
+        markDirty()
     }
 
     /// Appends copies of `data` to the send queue; false when memory ran out.
     @inline(__always)
     func copyIn(_ data: UnsafeRawPointer, _ length: Int) -> Bool {
-        unowned(unsafe) let pool = loop.pool  // the loop owns it; no reference counting per send
-        let size = pool.bufferSize
-        var done = 0
-        while done < length {
-            let chunk = min(length - done, size)
-            guard let v = pool.allocate(chunk, alignment: 1) else { return false }
-            memcpy(v.data, data + done, chunk)
-            sendQueue.append(v)
-            done += chunk
+        poolRef._withUnsafeGuaranteedRef { pool in
+            let size = pool.bufferSize
+            var done = 0
+            while done < length {
+                let chunk = min(length - done, size)
+                guard let v = pool.allocate(chunk, alignment: 1) else { return false }
+                memcpy(v.data, data + done, chunk)
+                sendQueue.append(v)
+                done += chunk
+            }
+            return true
         }
-        return true
     }
 
     /// Appends the first `length` bytes of `iovecs`; with `takeRef` the

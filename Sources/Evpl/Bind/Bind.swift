@@ -82,8 +82,18 @@ final class Bind {
     @exclusivity(unchecked) var nextBind: Unmanaged<Bind>?
     @exclusivity(unchecked) var nextFree: Unmanaged<Bind>?
 
+    /// The loop and its pool as Unmanaged, for the per-message paths: calls
+    /// through `_withUnsafeGuaranteedRef` cost no reference counting (the loop
+    /// outlives its binds and owns its pool).
+    let loopRef: Unmanaged<EventLoop>
+    let poolRef: Unmanaged<BufferPool>
+    let maxDatagramSize: Int
+
     init(loop: EventLoop) {
         self.loop = loop
+        loopRef = Unmanaged.passUnretained(loop)
+        poolRef = Unmanaged.passUnretained(loop.pool)
+        maxDatagramSize = Int(loop.global.maxDatagramSize)
         api = SocketAPI.kernel
         let g = loop.global
         sendQueue = IovecRing(capacity: Int(g.iovecRingSize))
@@ -154,6 +164,12 @@ final class Bind {
         }
     }
 
+    /// Queue this bind's flush for the end of the iteration.
+    @inline(__always)
+    func markDirty() {
+        loopRef._withUnsafeGuaranteedRef { $0.markDirty(self) }
+    }
+
     // MARK: Notifications
 
     @inline(__always)
@@ -185,7 +201,7 @@ final class Bind {
                 readReady(flags)
             }
             if flags & CEVPL_EPOLLOUT != 0 && isLive && (!sendQueue.isEmpty || !datagrams.isEmpty) {
-                loop.markDirty(self)
+                markDirty()
             }
         case .closing, .free, .draining:
             return
@@ -215,7 +231,7 @@ final class Bind {
         Sys.localAddressInto(self)
         announceConnected()
         guard isLive else { return false }
-        if !sendQueue.isEmpty || finishRequested { loop.markDirty(self) }
+        if !sendQueue.isEmpty || finishRequested { markDirty() }
         return true
     }
 
@@ -236,7 +252,7 @@ final class Bind {
         guard isLive else { return }
         finishRequested = true
         if state == .open { state = .finishing }
-        loop.markDirty(self)
+        markDirty()
     }
 
     /// End of the iteration: release everything, deliver DISCONNECTED, recycle.

@@ -128,7 +128,7 @@ extension Bind {
         sentMsgs &+= messageEnds.popCompleted(writtenTotal)
         notifySent()
         guard isLive else { return }
-        if !sendQueue.isEmpty || finishRequested { loop.markDirty(self) }
+        if !sendQueue.isEmpty || finishRequested { markDirty() }
     }
 
     // MARK: Connecting

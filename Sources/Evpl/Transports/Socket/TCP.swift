@@ -101,7 +101,7 @@ enum TCP {
 extension Bind {
     /// Reads until the socket is drained, then tells the application once.
     func readStream(toEnd: Bool) {
-        unowned(unsafe) let pool = loop.pool  // the loop owns it; no reference counting per read
+        let pool = loop.pool  // loaded once per call, not per read
         var got = false
         while true {
             guard let (p, room) = pool.reserve(minimum: TCP.minimumRead) else {

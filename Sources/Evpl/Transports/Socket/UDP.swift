@@ -36,11 +36,11 @@ enum UDP {
 extension Bind {
     /// Receives batches until one comes back short; one RECV_MSG per datagram.
     func readDatagrams() {
-        // unowned(unsafe): the loop owns these for its whole life; no
-        // reference counting per datagram.
-        unowned(unsafe) let s = loop.scratch
-        unowned(unsafe) let pool = loop.pool
-        unowned(unsafe) let from = loop.recvAddress
+        // Loaded once per call (the loop owns them), not per datagram.
+        let s = loop.scratch
+        let pool = loop.pool
+        let from = loop.recvAddress
+        let loopHandle = loop.handle
         let slot = Int(loop.global.maxDatagramSize)
         let batch = s.batch
         while isLive {
@@ -102,7 +102,7 @@ extension Bind {
                 n.recv_msg.niov = 1
                 n.recv_msg.length = UInt32(len)
                 n.recv_msg.addr = Unmanaged.passUnretained(from).handle
-                notify?(loop.handle, handle, &n, privateData)
+                notify?(loopHandle, handle, &n, privateData)
             }
             if got < k { return }
         }
@@ -133,7 +133,7 @@ extension Bind {
     }
 
     private func checkDatagramSize(_ length: Int) -> Bool {
-        let limit = Int(loop.global.maxDatagramSize)
+        let limit = maxDatagramSize
         if length > limit {
             Log.error("udp", "datagram of \(length) bytes exceeds max_datagram_size (\(limit)); not sent")
             return false
@@ -145,14 +145,14 @@ extension Bind {
     private func queueDatagram(_ address: UnsafePointer<sockaddr_storage>, _ addressLength: socklen_t,
                                niov: Int, length: Int) {
         datagrams.append(Datagram(address: address.pointee, addressLength: addressLength, niov: niov, length: length))
-        loop.markDirty(self)
+        markDirty()
     }
 
     /// sendmmsg batches until the queue is empty or the kernel pushes back.
     /// A datagram the kernel refuses (EMSGSIZE, unreachable, refused) is
     /// dropped and the batch goes on; UDP errors never close the bind.
     func flushDatagrams() {
-        unowned(unsafe) let s = loop.scratch
+        let s = loop.scratch
         let nameOffset = MemoryLayout<Datagram>.offset(of: \Datagram.address)!
         while !datagrams.isEmpty {
             let k = min(datagrams.count, s.batch)
