@@ -18,23 +18,54 @@ enum EventSource: UInt64 {
     }
 }
 
-/// The loop's epoll instance and its event array, which doubles when a wait fills it.
+/// The array epoll_wait fills: doubles (up to 4096) after a wait that filled it.
+/// Shared by the kernel poller and XLIO's.
+struct EventArray: ~Copyable {
+    private var events: UnsafeMutableRawPointer
+    private(set) var capacity: Int
+    private let eventSize = Int(cevpl_epoll_event_size())
+
+    init(capacity: Int) {
+        self.capacity = max(capacity, 16)
+        events = .allocate(byteCount: self.capacity * eventSize, alignment: 8)
+    }
+
+    deinit { events.deallocate() }
+
+    /// Runs `body` with the array as `struct epoll_event *` and its capacity.
+    @inline(__always)
+    func withEvents(_ body: (UnsafeMutablePointer<epoll_event>, CInt) -> CInt) -> CInt {
+        events.withMemoryRebound(to: epoll_event.self, capacity: capacity) { body($0, CInt(capacity)) }
+    }
+
+    @inline(__always)
+    func event(_ i: Int) -> (token: UInt64, flags: UInt32) {
+        events.withMemoryRebound(to: epoll_event.self, capacity: capacity) {
+            (cevpl_epoll_event_data($0, CInt(i)), cevpl_epoll_event_events($0, CInt(i)))
+        }
+    }
+
+    mutating func growIfFull(_ n: Int) {
+        guard n == capacity, capacity < 4096 else { return }
+        events.deallocate()
+        capacity *= 2
+        events = .allocate(byteCount: capacity * eventSize, alignment: 8)
+    }
+}
+
+/// The loop's epoll instance and its event array.
 struct Poller: ~Copyable {
     let epfd: CInt
-    private var events: UnsafeMutableRawPointer
-    private var capacity: Int
-    private let eventSize = Int(cevpl_epoll_event_size())
+    private var events: EventArray
 
     init(capacity: Int) throws(SysError) {
         let fd = cevpl_epoll_create()
         if fd < 0 { throw SysError(errno: errno, call: "epoll_create1") }
         epfd = fd
-        self.capacity = max(capacity, 16)
-        events = .allocate(byteCount: self.capacity * eventSize, alignment: 8)
+        events = EventArray(capacity: capacity)
     }
 
     deinit {
-        events.deallocate()
         Sys.close(epfd)
     }
 
@@ -56,38 +87,23 @@ struct Poller: ~Copyable {
 
     /// Waits up to `timeoutNs` (< 0: forever); returns the number of events.
     mutating func wait(timeoutNs: Int64) -> Int {
-        let cap = CInt(capacity)
         let fd = epfd
         var n: CInt
         if nanosecondWait {
-            n = events.withMemoryRebound(to: epoll_event.self, capacity: capacity) {
-                cevpl_epoll_wait_ns(fd, $0, cap, timeoutNs)
-            }
+            n = events.withEvents { cevpl_epoll_wait_ns(fd, $0, $1, timeoutNs) }
             if n < 0 && errno == ENOSYS {
                 nanosecondWait = false
                 return wait(timeoutNs: timeoutNs)
             }
         } else {
             let ms = timeoutNs < 0 ? -1 : CInt(clamping: (timeoutNs + 999_999) / 1_000_000)
-            n = events.withMemoryRebound(to: epoll_event.self, capacity: capacity) {
-                cevpl_epoll_wait(fd, $0, cap, ms)
-            }
+            n = events.withEvents { cevpl_epoll_wait(fd, $0, $1, ms) }
         }
         return n < 0 ? 0 : Int(n)  // EINTR: an empty pass
     }
 
     @inline(__always)
-    func event(_ i: Int) -> (token: UInt64, flags: UInt32) {
-        events.withMemoryRebound(to: epoll_event.self, capacity: capacity) {
-            (cevpl_epoll_event_data($0, CInt(i)), cevpl_epoll_event_events($0, CInt(i)))
-        }
-    }
+    func event(_ i: Int) -> (token: UInt64, flags: UInt32) { events.event(i) }
 
-    /// Doubles the event array after a wait that filled it.
-    mutating func growIfFull(_ n: Int) {
-        guard n == capacity, capacity < 4096 else { return }
-        events.deallocate()
-        capacity *= 2
-        events = .allocate(byteCount: capacity * eventSize, alignment: 8)
-    }
+    mutating func growIfFull(_ n: Int) { events.growIfFull(n) }
 }

@@ -96,13 +96,6 @@ final class BufferPool {
         return evpl_iovec(data: data, length: length, buffer: c)
     }
 
-    /// A whole fresh buffer with one reference (for lengths that need several).
-    func allocateWhole() -> Buffer? {
-        guard let b = takeBuffer() else { return nil }
-        b.retain()
-        return b
-    }
-
     @inline(__always)
     private func alignUp(_ b: Buffer, _ offset: Int, _ alignment: Int) -> Int {
         guard alignment > 1 else { return offset }

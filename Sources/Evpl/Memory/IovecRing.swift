@@ -34,7 +34,6 @@ struct IovecRing: ~Copyable {
 
     var count: Int { tail &- head }
     var isEmpty: Bool { tail == head }
-    var capacity: Int { mask + 1 }
 
     /// Appends an iovec whose reference the ring now owns.
     @inline(__always)

@@ -78,21 +78,17 @@ final class SocketAPI {
 final class XLIOPoller {
     unowned(unsafe) let api: SocketAPI
     let epfd: CInt
-    private var events: UnsafeMutableRawPointer
-    private var capacity: Int
-    private let eventSize = Int(cevpl_epoll_event_size())
+    private var events: EventArray
 
     init(api: SocketAPI, capacity: Int) throws(SysError) {
         self.api = api
         let fd = cevpl_api_epoll_create(api.table)
         if fd < 0 { throw SysError(errno: errno, call: "epoll_create1 (xlio)") }
         epfd = fd
-        self.capacity = max(capacity, 16)
-        events = .allocate(byteCount: self.capacity * eventSize, alignment: 8)
+        events = EventArray(capacity: capacity)
     }
 
     deinit {
-        events.deallocate()
         Sys.close(api, epfd)
     }
 
@@ -108,26 +104,16 @@ final class XLIOPoller {
 
     /// A non-blocking poll; the number of events (EINTR: none).
     func poll() -> Int {
-        let cap = CInt(capacity)
-        let n = events.withMemoryRebound(to: epoll_event.self, capacity: capacity) {
-            cevpl_api_epoll_wait(api.table, epfd, $0, cap, 0)
-        }
+        let table = api.table
+        let fd = epfd
+        let n = events.withEvents { cevpl_api_epoll_wait(table, fd, $0, $1, 0) }
         return n < 0 ? 0 : Int(n)
     }
 
     @inline(__always)
-    func event(_ i: Int) -> (token: UInt64, flags: UInt32) {
-        events.withMemoryRebound(to: epoll_event.self, capacity: capacity) {
-            (cevpl_epoll_event_data($0, CInt(i)), cevpl_epoll_event_events($0, CInt(i)))
-        }
-    }
+    func event(_ i: Int) -> (token: UInt64, flags: UInt32) { events.event(i) }
 
-    func growIfFull(_ n: Int) {
-        guard n == capacity, capacity < 4096 else { return }
-        events.deallocate()
-        capacity *= 2
-        events = .allocate(byteCount: capacity * eventSize, alignment: 8)
-    }
+    func growIfFull(_ n: Int) { events.growIfFull(n) }
 }
 
 extension EventLoop {
