@@ -32,8 +32,11 @@ let package = Package(
         // Forwarders for liburing's static inline helpers; liburing.a is
         // linked in, so libevpl.so needs no liburing.so at run time.
         .target(name: "CEvplUring", linkerSettings: [.linkedLibrary(":liburing.a")]),
+        // The RDMA seam: a table over rdma_cm and verbs, filled from
+        // librdmacm.so.1/libibverbs.so.1 opened at run time (never linked).
+        .target(name: "CEvplRDMA"),
         // The engine and its @_cdecl ABI layer.
-        .target(name: "Evpl", dependencies: ["CEvpl", "CEvplLinux", "CEvplUring"]),
+        .target(name: "Evpl", dependencies: ["CEvpl", "CEvplLinux", "CEvplUring", "CEvplRDMA"]),
         // Writes include/evpl/evpl.h from the @_cdecl declarations.
         .executableTarget(name: "evpl-header"),
         // evperf: benchmarks the engine through its public API (Foundation allowed here).
@@ -44,7 +47,7 @@ let package = Package(
         ]),
         // The generated header as a C module, for tests that call the ABI as C does.
         .target(name: "CEvplHeader", path: "Tests/CEvplHeader"),
-        .testTarget(name: "EvplTests", dependencies: ["Evpl"]),
+        .testTarget(name: "EvplTests", dependencies: ["Evpl", "CEvplRDMA"]),
         .testTarget(name: "EvplABITests", dependencies: ["Evpl", "CEvplHeader"]),
         // Runs the built evperf binary (build it first: swift build --product evperf).
         .testTarget(name: "EvperfTests"),
