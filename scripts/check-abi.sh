@@ -6,7 +6,7 @@
 #       library exports nothing else;
 #   (c) ctests/abi_layout.c (layouts and constants) compiles, links and runs;
 #   (d) the header compiles alone: C99 and C11 with gcc and clang, C++ with g++;
-#   (e) ../shared/spec/abi_check_t1.c, once every T1 function is exported.
+#   (e) ../shared/spec/abi_check_t1.c and abi_check_t23.c, once every function each names is exported.
 # Every check runs; the script fails at the end if any failed.
 set -u
 
@@ -19,6 +19,7 @@ HEADER=include/evpl/evpl.h
 LIB=build/lib/libevpl.so
 OUT=build/abi
 T1=${T1:-$(pwd)/../shared/spec/abi_check_t1.c}
+T23=${T23:-$(pwd)/../shared/spec/abi_check_t23.c}
 RPATH="-Wl,-rpath,$(pwd)/build/lib"
 
 mkdir -p "$OUT"
@@ -109,27 +110,32 @@ else
     fail "(d) header does not compile as C++ with $CXX"
 fi
 
-# (e) the spec's T1 check, once every function it names is exported
-if [ ! -f "$T1" ]; then
-    echo "check-abi: skip: (e) $T1 not found"
-else
-    # F(evpl_name, ...) checks one function, S(name, T) evpl_global_config_set_name.
-    grep -v '^#' "$T1" >"$OUT/t1.body"
-    { grep -oE '\bF\(evpl_[a-z0-9_]+' "$OUT/t1.body" | sed 's/^F(//'
-      grep -oE '\bS\([a-z0-9_]+,' "$OUT/t1.body" | sed -E 's/^S\((.*),$/evpl_global_config_set_\1/'
-    } | sort -u >"$OUT/t1.syms"
-    missing=$(comm -23 "$OUT/t1.syms" "$OUT/lib.syms")
-    if [ -n "$missing" ]; then
-        echo "check-abi: skip: (e) abi_check_t1.c: $(echo "$missing" | wc -l) of" \
-             "$(wc -l <"$OUT/t1.syms") T1 functions not exported yet:"
-        echo "$missing" | paste -sd' ' | fold -s -w 96 | sed 's/^/    /'
-    elif $CC -std=c11 $WARN -Ibuild/include -o "$OUT/abi_check_t1" "$T1" \
-            -Lbuild/lib -levpl $RPATH && "$OUT/abi_check_t1"; then
-        ok "(e) abi_check_t1.c"
-    else
-        fail "(e) abi_check_t1.c"
+# (e) the spec's checks (T1; T23: block I/O and RDMA), once every function each names is exported
+spec_check() {
+    local name=$1 src=$2
+    if [ ! -f "$src" ]; then
+        echo "check-abi: skip: (e) $src not found"
+        return
     fi
-fi
+    # F(evpl_name, ...) checks one function, S(name, T) evpl_global_config_set_name.
+    grep -v '^#' "$src" >"$OUT/$name.body"
+    { grep -oE '\bF\(evpl_[a-z0-9_]+' "$OUT/$name.body" | sed 's/^F(//'
+      grep -oE '\bS\([a-z0-9_]+,' "$OUT/$name.body" | sed -E 's/^S\((.*),$/evpl_global_config_set_\1/'
+    } | sort -u >"$OUT/$name.syms"
+    missing=$(comm -23 "$OUT/$name.syms" "$OUT/lib.syms")
+    if [ -n "$missing" ]; then
+        echo "check-abi: skip: (e) $(basename "$src"): $(echo "$missing" | wc -l) of" \
+             "$(wc -l <"$OUT/$name.syms") functions not exported yet:"
+        echo "$missing" | paste -sd' ' | fold -s -w 96 | sed 's/^/    /'
+    elif $CC -std=c11 $WARN -Ibuild/include -o "$OUT/$name" "$src" \
+            -Lbuild/lib -levpl $RPATH && "$OUT/$name"; then
+        ok "(e) $(basename "$src")"
+    else
+        fail "(e) $(basename "$src")"
+    fi
+}
+spec_check abi_check_t1 "$T1"
+spec_check abi_check_t23 "$T23"
 
 if [ ${#failures[@]} -gt 0 ]; then
     echo "check-abi: ${#failures[@]} check(s) failed:" >&2

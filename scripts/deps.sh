@@ -5,7 +5,7 @@
 # a missing tool skip with a message.
 set -euo pipefail
 
-packages=(pkg-config iproute2 valgrind liburing-dev libnuma-dev libuv1-dev)
+packages=(pkg-config iproute2 valgrind liburing-dev libnuma-dev libuv1-dev libibverbs-dev librdmacm-dev)
 
 installed() {
     dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

@@ -771,6 +771,34 @@ void evpl_iovec_addref(struct evpl_iovec *iovec);
  */
 void *evpl_slab_alloc(void);
 
+/* ==== RDMA one-sided operations (T3) ==== */
+
+/*
+ * The remote key and address under which the peer of `bind` can read and
+ * write `iovec` (memory from evpl_iovec_alloc). On a bind without RDMA
+ * both are set to 0 and one line is logged.
+ */
+void evpl_rdma_get_address(struct evpl *evpl, struct evpl_bind *bind, struct evpl_iovec *iovec,
+                           uint32_t *r_key, uint64_t *r_address);
+
+/*
+ * Read `remote_key`/`remote_address` of the peer into `iov` (niov entries,
+ * at most rdmacm_max_sge); `callback(status, private_data)` follows from
+ * the loop with 0 or a positive errno.
+ */
+void evpl_rdma_read(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
+                    uint64_t remote_address, struct evpl_iovec *iov, int niov,
+                    void (*callback)(int status, void *private_data), void *private_data);
+
+/*
+ * Write `iov` (niov entries) to `remote_key`/`remote_address` of the peer.
+ * With EVPL_RDMA_FLAG_TAKE_REF the library takes over the caller's
+ * references; otherwise it holds its own until the write completed.
+ */
+void evpl_rdma_write(struct evpl *evpl, struct evpl_bind *bind, uint32_t remote_key,
+                     uint64_t remote_address, struct evpl_iovec *iov, int niov, unsigned int flags,
+                     void (*callback)(int status, void *private_data), void *private_data);
+
 /* ==== threads ==== */
 
 /*

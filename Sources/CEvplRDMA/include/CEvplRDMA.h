@@ -222,6 +222,9 @@ typedef struct cevpl_rdma_ops {
     int (*peer_addr)(void *id, struct sockaddr_storage *addr, socklen_t *len);
     /* The path MTU in bytes of a resolved id (route or port), 0 if unknown. */
     uint32_t (*path_mtu)(void *id);
+    /* Moves an id (a CONNECT_REQUEST's new id) to another event channel:
+     * its later events arrive there (rdma_migrate_id). */
+    int (*migrate_id)(void *id, void *channel);
 } cevpl_rdma_ops;
 
 /* Opens librdmacm.so.1 and libibverbs.so.1 (overridable with

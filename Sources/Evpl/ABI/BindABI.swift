@@ -30,8 +30,8 @@ private func refuse(_ function: StaticString, _ proto: evpl_protocol_id, stream:
         Log.error("bind", "\(function): \(Protocols.name(proto)) is unavailable: \(reason)")
         return true
     }
-    if Protocols.isStream(proto) != stream {
-        Log.error("bind", "\(function): \(Protocols.name(proto)) is a \(stream ? "datagram" : "stream") protocol")
+    if Protocols.isConnected(proto) != stream {
+        Log.error("bind", "\(function): \(Protocols.name(proto)) is \(stream ? "connectionless; use evpl_bind" : "connection-oriented; use evpl_connect or evpl_listen")")
         return true
     }
     return false
@@ -120,6 +120,11 @@ public func evpl_connect(_ evpl: LoopHandle?, _ protocol_id: evpl_protocol_id, _
         Log.misuse("evpl_connect", "NULL notify callback")
         return nil
     }
+    if ListenSocket.isRDMA(protocol_id) {
+        return RDMAConnection.connect(loop: loop, proto: protocol_id, local: Unmanaged<Endpoint>.borrow(local_endpoint),
+                                      remote: remote, notify: notify_callback, segment: segment_callback,
+                                      privateData: private_data)?.handle
+    }
     return TCP.connect(loop: loop, proto: protocol_id, local: Unmanaged<Endpoint>.borrow(local_endpoint),
                        remote: remote, notify: notify_callback, segment: segment_callback,
                        privateData: private_data)?.handle
@@ -139,6 +144,9 @@ public func evpl_bind(_ evpl: LoopHandle?, _ protocol: evpl_protocol_id, _ endpo
     guard callback != nil else {
         Log.misuse("evpl_bind", "NULL notify callback")
         return nil
+    }
+    if `protocol` == EVPL_DATAGRAM_RDMACM_UD {
+        return RDMADatagram.bind(loop: loop, endpoint: ep, notify: callback, privateData: private_data)?.handle
     }
     return UDP.bind(loop: loop, endpoint: ep, notify: callback, privateData: private_data)?.handle
 }

@@ -36,3 +36,6 @@ extension Unmanaged {
 /// `evpl_log_fn`: its `va_list` parameter has no @_cdecl-representable Swift
 /// type, so the function pointer crosses as a raw pointer and is cast back.
 public typealias LogFunctionPointer = UnsafeRawPointer
+
+/// The completion callback of evpl_rdma_read / evpl_rdma_write: `void (*)(int status, void *private_data)`.
+public typealias RdmaCallback = @convention(c) (CInt, UnsafeMutableRawPointer?) -> Void

@@ -11,7 +11,7 @@ extension Bind {
 
     /// Copies `length` bytes into pool buffers and queues them (stream).
     func send(_ data: UnsafeRawPointer, _ length: Int) {
-        guard acceptsSends else { return }
+        guard acceptsSends, messageFits(length) else { return }
         guard copyIn(data, length) else {
             Log.error("bind", "evpl_send: out of buffer memory; \(length) bytes dropped")
             return
@@ -21,12 +21,24 @@ extension Bind {
 
     /// Queues the first `length` bytes of `iovecs` without copying (stream).
     func sendv(_ iovecs: UnsafeMutablePointer<evpl_iovec>, _ count: Int, _ length: Int, takeRef: Bool) {
-        guard acceptsSends else {
+        guard acceptsSends, messageFits(length) else {
             if takeRef { for i in 0..<count { Iovec.release(iovecs + i) } }
             return
         }
         queueIovecs(iovecs, count, length, takeRef: takeRef)
         endMessage(length)
+    }
+
+    /// DATAGRAM_RDMACM_RC sends one message per call, at most one receive slot.
+    @inline(__always)
+    private func messageFits(_ length: Int) -> Bool {
+        guard rdma.messages else { return true }
+        let limit = rdmaLoop.slotSize
+        if length > limit {
+            Log.error("rdma", "a \(length)-byte message exceeds the \(limit)-byte limit of DATAGRAM_RDMACM_RC; not sent")
+            return false
+        }
+        return true
     }
 
     @inline(__always)
@@ -89,7 +101,9 @@ extension Bind {
     func flush() {
         switch state {
         case .open, .finishing:
-            if kind == .datagram {
+            if transport == .rdma {
+                flushRDMA()
+            } else if kind == .datagram {
                 flushDatagrams()
             } else if transport == .uring {
                 flushUring()

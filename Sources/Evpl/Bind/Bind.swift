@@ -22,10 +22,10 @@ final class Bind {
     }
 
     /// How bytes move: readiness + system calls (kernel sockets, or XLIO's
-    /// sockets through its own table and epoll), or completions (io_uring).
-    /// The state machine above is shared.
+    /// sockets through its own table and epoll), or completions (io_uring,
+    /// RDMA queue pairs).  The state machine above is shared.
     enum Transport {
-        case socket, uring, xlio
+        case socket, uring, xlio, rdma
     }
 
     unowned(unsafe) let loop: EventLoop
@@ -45,6 +45,8 @@ final class Bind {
     @exclusivity(unchecked) var uringIov: UnsafeMutablePointer<iovec>?
     /// An XLIO bind registered with the loop's XLIO poller (unregistered before its close).
     @exclusivity(unchecked) var xlioWatched = false
+    /// RDMA binds: the rdma_cm id, queue pair and flow control (Transports/RDMA).
+    @exclusivity(unchecked) var rdma = RDMABindState()
 
     @exclusivity(unchecked) var notify: evpl_notify_callback_t?
     @exclusivity(unchecked) var segment: evpl_segment_callback_t?
@@ -156,6 +158,8 @@ final class Bind {
         switch transport {
         case .uring:
             startUringReceive()
+        case .rdma:
+            return  // completions arrive through the loop's completion queues
         case .socket:
             try loop.poller.add(fd, flags, token)
         case .xlio:
@@ -267,6 +271,10 @@ final class Bind {
         segment = nil
         privateData = nil
         recvQueue.releaseAll()
+        if transport == .rdma {
+            rdmaTeardown()
+            return
+        }
         if transport == .uring && uringInflight > 0 {
             state = .draining
             cancelUring()

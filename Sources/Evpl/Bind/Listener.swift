@@ -30,6 +30,11 @@ final class Listener {
     func listen(proto: evpl_protocol_id, endpoint: Endpoint) -> Int {
         var addr = sockaddr_storage()
         guard let len = endpoint.resolve(into: &addr) else { return -1 }
+        if ListenSocket.isRDMA(proto) {
+            guard let socket = ListenSocket.rdma(proto: proto, address: &addr, listener: self) else { return -1 }
+            add(socket)
+            return 0
+        }
         let api = SocketAPI.forProtocol(proto)
         let fd: CInt
         do {
@@ -51,12 +56,20 @@ final class Listener {
             Sys.close(api, fd)
             return -1
         }
-        let socket = ListenSocket(fd: fd, proto: proto, listener: self)
+        add(ListenSocket(fd: fd, proto: proto, listener: self))
+        return 0
+    }
+
+    private func add(_ socket: ListenSocket) {
         state.withLock { s in
             s.sockets.append(socket)
             for b in s.bindings { b.loop.registerListenSocket(socket) }
         }
-        return 0
+    }
+
+    /// The binding of `loop`, if attached.
+    func binding(on loop: EventLoop) -> ListenerBinding? {
+        state.withLock { s in s.bindings.first { $0.loop === loop } }
     }
 
     func attach(_ binding: ListenerBinding) {
@@ -102,7 +115,7 @@ final class Listener {
     /// kept, as a loop may still hold an event naming them.
     func destroy() -> Bool {
         state.withLock { s in
-            for socket in s.sockets { Sys.close(socket.api, socket.fd) }
+            for socket in s.sockets { socket.close() }
             if !s.bindings.isEmpty {
                 for socket in s.sockets { _ = Unmanaged.passRetained(socket) }
                 s.sockets.removeAll()
@@ -123,6 +136,9 @@ final class ListenSocket {
     unowned(unsafe) let api: SocketAPI
     /// An accept error was logged and no accept has succeeded since.
     private let acceptFailing = Atomic<Bool>(false)
+    /// RDMA listeners: the rdma_cm channel (`fd` is its descriptor) and listening id.
+    var rdmaChannel: UnsafeMutableRawPointer?
+    var rdmaId: UnsafeMutableRawPointer?
 
     init(fd: CInt, proto: evpl_protocol_id, listener: Listener) {
         self.fd = fd
@@ -134,6 +150,7 @@ final class ListenSocket {
     /// Readable in `loop`: accept what is pending (bounded, so one busy
     /// listener cannot starve the loop) and hand each connection out.
     func accept(on loop: EventLoop) {
+        if rdmaChannel != nil { return RDMAConnection.listenEvents(self, on: loop) }
         var peer = sockaddr_storage()
         for _ in 0..<64 {
             let fd: CInt?

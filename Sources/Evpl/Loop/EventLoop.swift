@@ -50,6 +50,8 @@ final class EventLoop {
     @exclusivity(unchecked) var uringAccepts = 0
     /// The loop's XLIO poller (XLIO's epoll), made on the first XLIO socket.
     @exclusivity(unchecked) var xlio: XLIOPoller?
+    /// The loop's RDMA queues and rdma_cm channel, made by its first RDMA bind.
+    @exclusivity(unchecked) var rdma: RDMALoop?
     /// Sockets registered with `xlio`: while > 0 the loop polls it every
     /// iteration and never sleeps longer than `xlioMaxSleepNs`.
     @exclusivity(unchecked) var xlioRegistrations = 0
@@ -116,6 +118,7 @@ final class EventLoop {
         }
         if xlioRegistrations > 0 { work += pollXLIO() }
         if let u = uring { work += u.reap() }
+        if let r = rdma { work += r.poll() }
         if handOffCount.load(ordering: .relaxed) > 0 { work += adoptHandOffs() }
         if !deferrals.isEmpty { work += deferrals.run(handle) }
         if dirtyHead != nil { work += flushDirty() }
@@ -216,6 +219,10 @@ final class EventLoop {
             _ = Sys.eventfdRead(wakeFd)
         case .uring:
             if let u = uring { _ = Sys.eventfdRead(u.eventFd) }  // completions are reaped below
+        case .rdmaEvents:
+            Unmanaged<RDMALoop>.fromOpaque(address!)._withUnsafeGuaranteedRef { $0.eventsReady() }
+        case .rdmaCompletions:
+            Unmanaged<RDMALoopDevice>.fromOpaque(address!)._withUnsafeGuaranteedRef { $0.notified() }  // polled below
         case .doorbell:
             if !removedDoorbells.isEmpty && removedDoorbells.contains(token) { return }
             let d = address!.assumingMemoryBound(to: evpl_doorbell.self)
@@ -335,6 +342,8 @@ final class EventLoop {
         closeAllBinds()
         while !deferrals.isEmpty { _ = deferrals.run(handle) }
         drainUring()
+        rdma?.destroy()
+        rdma = nil
         for q in closedBlockQueues { q.release() }
         closedBlockQueues.removeAll()
         freeBinds.drain()

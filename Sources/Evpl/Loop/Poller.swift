@@ -11,6 +11,8 @@ enum EventSource: UInt64 {
     case wake = 2          // the loop's own eventfd (evpl_stop, hand-offs)
     case doorbell = 3      // UnsafeMutablePointer<evpl_doorbell>
     case uring = 4         // the loop's io_uring completion eventfd
+    case rdmaEvents = 5    // Unmanaged<RDMALoop>: its rdma_cm event channel
+    case rdmaCompletions = 6  // Unmanaged<RDMALoopDevice>: its completion channel
 
     @inline(__always)
     static func token(_ kind: EventSource, _ p: UnsafeRawPointer?) -> UInt64 {

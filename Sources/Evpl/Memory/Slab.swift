@@ -10,6 +10,8 @@ final class Slab {
     let size: Int
     /// Bytes already cut into buffers (under the allocator's lock).
     var carved = 0
+    /// Position in `SlabAllocator.slabs` (RDMA keeps its memory keys by it).
+    var index = 0
 
     init(base: UnsafeMutableRawPointer, size: Int) {
         self.base = base
@@ -73,6 +75,7 @@ final class SlabAllocator {
         state.withLock { s in
             guard let slab = mapSlab() else { return nil }
             slab.carved = slab.size  // not cut into buffers: it is the caller's
+            slab.index = s.slabs.count
             s.slabs.append(slab)
             return slab.base
         }
@@ -84,6 +87,7 @@ final class SlabAllocator {
         var slab = s.slabs.last
         if slab == nil || slab!.carved + bufferSize > slab!.size {
             guard let fresh = mapSlab() else { return nil }
+            fresh.index = s.slabs.count
             s.slabs.append(fresh)
             slab = fresh
         }

@@ -29,6 +29,16 @@ final class Address {
         }
     }
 
+    /// Sets the port (host order) of an IPv4 or IPv6 address.
+    static func setPort(_ s: UnsafeMutablePointer<sockaddr_storage>, _ port: UInt16) {
+        let raw = UnsafeMutableRawPointer(s)
+        switch CInt(s.pointee.ss_family) {
+        case AF_INET: raw.assumingMemoryBound(to: sockaddr_in.self).pointee.sin_port = port.bigEndian
+        case AF_INET6: raw.assumingMemoryBound(to: sockaddr_in6.self).pointee.sin6_port = port.bigEndian
+        default: return
+        }
+    }
+
     /// `a.b.c.d:port` or `[v6]:port`; "" for an unset address.
     static func format(_ s: UnsafePointer<sockaddr_storage>) -> String {
         var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)

@@ -31,6 +31,12 @@ enum Protocols {
         }
     }
 
+    /// Made with evpl_connect/evpl_listen (streams and RDMA RC datagrams)
+    /// rather than evpl_bind (UDP, RDMA UD).
+    static func isConnected(_ id: evpl_protocol_id) -> Bool {
+        isStream(id) || id == EVPL_DATAGRAM_RDMACM_RC
+    }
+
     /// nil when usable now; otherwise why not (for the one log line).
     static func unavailableReason(_ id: evpl_protocol_id) -> String? {
         let g = Library.config
@@ -40,7 +46,7 @@ enum Protocols {
         case EVPL_STREAM_IO_URING_TCP:
             return IoUringSupport.unavailableReason
         case EVPL_DATAGRAM_RDMACM_RC, EVPL_DATAGRAM_RDMACM_UD, EVPL_STREAM_RDMACM_RC:
-            return g.rdmacmEnabled == 0 ? "disabled by rdmacm_enabled" : "the RDMA transports are not built yet"
+            return RDMASupport.unavailableReason
         case EVPL_STREAM_XLIO_TCP:
             return g.xlioEnabled == 0 ? "disabled by xlio_enabled" : SocketAPI.xlioUnavailableReason
         case EVPL_STREAM_SOCKET_TLS:

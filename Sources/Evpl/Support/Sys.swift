@@ -2,6 +2,11 @@ import CEvplLinux
 import Glibc
 
 /// A failed system call: `errno` becomes a bind's `notify_status`.
+extension Sys {
+    /// strerror's text for an errno value.
+    static func errnoText(_ e: CInt) -> String { String(cString: strerror(e)) }
+}
+
 struct SysError: Error {
     let errno: CInt
     let call: StaticString

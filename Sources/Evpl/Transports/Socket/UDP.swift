@@ -133,9 +133,9 @@ extension Bind {
     }
 
     private func checkDatagramSize(_ length: Int) -> Bool {
-        let limit = maxDatagramSize
+        let limit = transport == .rdma ? rdma.datagramSize : maxDatagramSize
         if length > limit {
-            Log.error("udp", "datagram of \(length) bytes exceeds max_datagram_size (\(limit)); not sent")
+            Log.error(transport == .rdma ? "rdma" : "udp", "datagram of \(length) bytes exceeds max_datagram_size (\(limit)); not sent")
             return false
         }
         return true
