@@ -36,10 +36,11 @@ enum RDMASupport {
     }
 
     /// Tests: drive the engine through `ops` (an in-memory fabric) instead of
-    /// rdma-core.  Call before the first RDMA use; later calls are ignored.
+    /// rdma-core.  Takes effect unless a device was found already (nothing
+    /// can hold RDMA objects then); later calls are ignored.
     static func useForTesting(_ ops: UnsafePointer<cevpl_rdma_ops>) {
         state.withLock { s in
-            guard !s.loaded else { return }
+            guard s.devices.isEmpty else { return }
             let t = UnsafeMutablePointer<cevpl_rdma_ops>.allocate(capacity: 1)
             t.initialize(to: ops.pointee)
             open(t, &s)
@@ -54,7 +55,7 @@ enum RDMASupport {
             t.deallocate()
             s.loaded = true
             s.reason = error.map { String(cString: $0) } ?? "rdma-core did not load"
-            Log.info("rdma", "RDMA protocols unavailable: \(s.reason!)")
+            Log.debug("rdma", "RDMA protocols unavailable: \(s.reason!)")
             return
         }
         open(t, &s)
@@ -85,7 +86,7 @@ enum RDMASupport {
         deviceList = devices
         s.reason = devices.isEmpty ? "no RDMA device" : nil
         if devices.isEmpty {
-            Log.info("rdma", "RDMA protocols unavailable: no RDMA device")
+            Log.debug("rdma", "RDMA protocols unavailable: no RDMA device")
         } else {
             Log.info("rdma", "RDMA devices: \(devices.map(\.name).joined(separator: ", "))")
         }
@@ -109,9 +110,11 @@ final class RDMADevice {
     let name: String
     let ops: UnsafeMutablePointer<cevpl_rdma_ops>
 
-    /// Per slab index: (1 << 63) | rkey << 32 | lkey once registered, 0 before.
-    /// Written under `lock`, read without it (a stale 0 only takes the lock).
+    /// Per slab index: rkey << 32 | lkey, valid once `registered` is 1.
+    /// Written under `lock` (keys, a fence, then the flag), read without it
+    /// (a stale 0 flag only takes the lock).
     private let keys: UnsafeMutablePointer<UInt64>
+    private let registered: UnsafeMutablePointer<UInt8>
     static let maxSlabs = 65536
     private let lock = Mutex(())
 
@@ -124,6 +127,8 @@ final class RDMADevice {
         self.ops = ops
         keys = .allocate(capacity: RDMADevice.maxSlabs)
         keys.initialize(repeating: 0, count: RDMADevice.maxSlabs)
+        registered = .allocate(capacity: RDMADevice.maxSlabs)
+        registered.initialize(repeating: 0, count: RDMADevice.maxSlabs)
     }
 
     /// The local key of the memory under `iovec`; nil (logged) if it cannot be registered.
@@ -143,8 +148,10 @@ final class RDMADevice {
         let slab = buffer._withUnsafeGuaranteedRef { $0.slab }
         let i = slab.index
         guard i < RDMADevice.maxSlabs else { return nil }
-        let k = keys[i]
-        if k != 0 { return k }
+        if registered[i] != 0 {
+            atomicMemoryFence(ordering: .acquiring)
+            return keys[i]
+        }
         return register(slab)
     }
 
@@ -152,15 +159,17 @@ final class RDMADevice {
     private func register(_ slab: Slab) -> UInt64? {
         lock.withLock { _ in
             let i = slab.index
-            if keys[i] != 0 { return keys[i] }
+            if registered[i] != 0 { return keys[i] }
             var lkey: UInt32 = 0
             var rkey: UInt32 = 0
             guard ops.pointee.reg_mr(pd, slab.base, slab.size, &lkey, &rkey) != nil else {
                 Log.error("rdma", "\(name): cannot register a \(slab.size)-byte slab: \(Sys.errnoText(errno))")
                 return nil
             }
-            let k = (UInt64(1) << 63) | (UInt64(rkey) << 32) | UInt64(lkey)
+            let k = (UInt64(rkey) << 32) | UInt64(lkey)
             keys[i] = k
+            atomicMemoryFence(ordering: .releasing)
+            registered[i] = 1
             return k
         }
     }
