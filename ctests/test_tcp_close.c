@@ -13,7 +13,11 @@
  *  6. a raw peer half-closes (shutdown(SHUT_WR)) after its request: the
  *     server still gets the request, its reply (queued in the RECV_DATA
  *     callback) reaches the peer in full before EOF, DISCONNECTED status 0;
- *  7. evpl_connect with a local endpoint: the server sees that port.
+ *  7. evpl_connect with a local endpoint: the server sees that port;
+ *  8. the server replies and calls evpl_finish, and the raw peer sends more
+ *     bytes before the close runs: the peer still reads the whole reply and
+ *     then EOF (closing with unread bytes would reset the connection instead:
+ *     the socket lingers, draining, until the peer's FIN).
  */
 #include "harness.h"
 #include "net.h"
@@ -28,6 +32,7 @@
 enum { M_SINK = 1, M_CLOSE_ON_DATA, M_FINISH_REPLY, M_HALFCLOSE };
 
 static enum evpl_protocol_id proto;
+static int                   junk_fd = -1;  /* case 8: a raw peer that sends after evpl_finish */
 static struct evpl          *client, *server;
 static struct evpl_endpoint *rep;
 static int                   port;
@@ -135,6 +140,11 @@ conn_notify(struct evpl *evpl, struct evpl_bind *bind, struct evpl_notify *n, vo
                 c->in_api = 1;
                 evpl_finish(evpl, bind);
                 c->in_api = 0;
+                if (junk_fd >= 0) {
+                    unsigned char junk[1000];
+                    memset(junk, 0x5a, sizeof junk);
+                    CHECK_EQ(write(junk_fd, junk, sizeof junk), (ssize_t) sizeof junk);
+                }
             }
         }
         break;
@@ -376,6 +386,63 @@ case_half_close(void)
     CHECK_EQ(s->other, 0);
 }
 
+/* ---- 8 ------------------------------------------------------------------- */
+
+static void
+case_finish_while_peer_sends(void)
+{
+    fprintf(stderr, "8: evpl_finish, then the peer sends more before the close\n");
+    const size_t req = 3000, reply = 256 * 1024;
+    memset(&next_conn, 0, sizeof next_conn);
+    next_conn.mode = M_FINISH_REPLY;
+    next_conn.expect = req;
+    next_conn.reply_seed = 19;
+    next_conn.reply_len = reply;
+    int first = nsconn;
+    int fd = raw_connect("127.0.0.1", port, 0);
+    CHECK(fd >= 0);
+    CHECK_EQ(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+    static unsigned char buf[65536];
+    memset(buf, 0x5a, req);
+    /* The server's RECV_DATA callback replies, calls evpl_finish, and then
+     * (as a peer could at any moment) more bytes arrive that it never reads:
+     * written from inside that callback, so they are in its socket when the
+     * close runs at the end of the iteration. */
+    junk_fd = fd;
+    CHECK_EQ(write(fd, buf, req), (ssize_t) req);
+    uint64_t got = 0;
+    int      eof = 0, err = 0;
+    uint64_t end = now_ms() + 20000;
+    while (!eof && !err && now_ms() < end) {
+        evpl_continue(server);
+        for (;;) {
+            ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (r > 0) {
+                CHECK(got + (uint64_t) r <= reply);
+                verify(buf, 19, got, (size_t) r);
+                got += (uint64_t) r;
+                continue;
+            }
+            if (r == 0) eof = 1;
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) err = errno;
+            break;
+        }
+    }
+    junk_fd = -1;
+    fprintf(stderr, "   read %llu of %zu reply bytes, %s\n", (unsigned long long) got, reply,
+            eof ? "then EOF" : err ? strerror(err) : "timeout");
+    close(fd);
+    WAIT_FOR(nsconn > first && sconns[first].disconnected, 10000);
+    CHECK_EQ(err, 0);
+    CHECK(eof);
+    CHECK_EQ(got, reply);
+    struct conn *s = &sconns[first];
+    CHECK_EQ(s->replied, 1);
+    CHECK_EQ(s->disconnected, 1);
+    CHECK_EQ(s->status, 0);
+    CHECK_EQ(s->other, 0);
+}
+
 /* ---- 7 ------------------------------------------------------------------- */
 
 static void
@@ -447,6 +514,7 @@ main(int argc, char **argv)
     case_reset();
     case_half_close();
     case_local_endpoint();
+    case_finish_while_peer_sends();
 
     evpl_listener_detach(server, lb);
     evpl_listener_destroy(listener);

@@ -9,6 +9,7 @@
 #include <link.h>
 #include <stdio.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 
 _Static_assert(sizeof(cevpl_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 _Static_assert(offsetof(cevpl_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len), "mmsghdr layout");
@@ -145,4 +146,10 @@ int cevpl_api_epoll_ctl(const cevpl_socket_api *api, int epfd, int op, int fd, u
 int cevpl_api_epoll_wait(const cevpl_socket_api *api, int epfd, struct epoll_event *events, int maxevents, int timeout)
 {
     return api->epoll_wait(epfd, events, maxevents, timeout);
+}
+
+int cevpl_unread_bytes(int fd)
+{
+    int n = 0;
+    return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
 }

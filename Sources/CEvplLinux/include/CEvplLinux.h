@@ -56,6 +56,8 @@ CEVPL_HIDDEN int cevpl_accept4(int fd, struct sockaddr *addr, socklen_t *len);
 CEVPL_HIDDEN int cevpl_sendmmsg(int fd, cevpl_mmsghdr *v, unsigned int n, int flags);
 CEVPL_HIDDEN int cevpl_recvmmsg(int fd, cevpl_mmsghdr *v, unsigned int n, int flags);
 CEVPL_HIDDEN int cevpl_socket(int domain, int type, int protocol);
+/* ioctl(FIONREAD) (ioctl is variadic): bytes waiting in a socket's receive queue, or -1. */
+CEVPL_HIDDEN int cevpl_unread_bytes(int fd);
 /* O_DIRECT is a _GNU_SOURCE flag. */
 CEVPL_HIDDEN int cevpl_o_direct(void);
 

@@ -290,6 +290,9 @@ final class Bind {
                 if xlioWatched { loop.xlioUnwatch(fd) }
                 xlioWatched = false
                 Sys.close(api, fd)
+            } else if transport != .rdma && kind == .stream && closeStatus == 0 && !peerClosed {
+                // An orderly close that could still reset the peer (LingeringClose.swift).
+                loop.lingering.close(fd, poller: loop.poller, now: loop.now)
             } else {
                 Sys.close(fd)  // also removes it from epoll
             }

@@ -50,6 +50,8 @@ final class EventLoop {
     @exclusivity(unchecked) var uringAccepts = 0
     /// The loop's XLIO poller (XLIO's epoll), made on the first XLIO socket.
     @exclusivity(unchecked) var xlio: XLIOPoller?
+    /// Closed TCP sockets draining their receive queue before close (LingeringClose.swift).
+    @exclusivity(unchecked) var lingering = LingeringCloses()
     /// The loop's RDMA queues and rdma_cm channel, made by its first RDMA bind.
     @exclusivity(unchecked) var rdma: RDMALoop?
     /// Sockets registered with `xlio`: while > 0 the loop polls it every
@@ -123,6 +125,7 @@ final class EventLoop {
         if !deferrals.isEmpty { work += deferrals.run(handle) }
         if dirtyHead != nil { work += flushDirty() }
         if closingHead != nil { work += finishCloses() }
+        if !lingering.isEmpty { lingering.expire(now: now) }
         if let u = uring { u.submit() }
         if work > 0 {
             lastWork = now
@@ -171,6 +174,10 @@ final class EventLoop {
         if let deadline = timers.nextDeadline {
             let untilTimer = deadline > clock ? Int64(deadline - clock) : 0
             if timeout < 0 || untilTimer < timeout { timeout = untilTimer }
+        }
+        if !lingering.isEmpty, let deadline = lingering.earliestDeadline {
+            let until = deadline > clock ? Int64(deadline - clock) : 0
+            if timeout < 0 || until < timeout { timeout = until }
         }
         return timeout
     }
@@ -221,6 +228,8 @@ final class EventLoop {
             if let u = uring { _ = Sys.eventfdRead(u.eventFd) }  // completions are reaped below
         case .rdmaEvents:
             Unmanaged<RDMALoop>.fromOpaque(address!)._withUnsafeGuaranteedRef { $0.eventsReady() }
+        case .lingering:
+            lingering.ready(CInt(truncatingIfNeeded: token >> 3))
         case .rdmaCompletions:
             Unmanaged<RDMALoopDevice>.fromOpaque(address!)._withUnsafeGuaranteedRef { $0.notified() }  // polled below
         case .doorbell:
@@ -344,6 +353,7 @@ final class EventLoop {
         drainUring()
         rdma?.destroy()
         rdma = nil
+        lingering.expire(now: .max)
         for q in closedBlockQueues { q.release() }
         closedBlockQueues.removeAll()
         freeBinds.drain()

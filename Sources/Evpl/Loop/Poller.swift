@@ -13,6 +13,7 @@ enum EventSource: UInt64 {
     case uring = 4         // the loop's io_uring completion eventfd
     case rdmaEvents = 5    // Unmanaged<RDMALoop>: its rdma_cm event channel
     case rdmaCompletions = 6  // Unmanaged<RDMALoopDevice>: its completion channel
+    case lingering = 7     // a closed TCP socket draining before close: the fd in the upper bits
 
     @inline(__always)
     static func token(_ kind: EventSource, _ p: UnsafeRawPointer?) -> UInt64 {
@@ -80,6 +81,11 @@ struct Poller: ~Copyable {
 
     func remove(_ fd: CInt) {
         _ = cevpl_epoll_ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
+    /// Changes what an registered `fd` reports, and its token.
+    func modify(_ fd: CInt, _ events: UInt32, _ token: UInt64) -> Bool {
+        cevpl_epoll_ctl(epfd, EPOLL_CTL_MOD, fd, events, token) == 0
     }
 
     /// epoll_pwait2 (Linux 5.11) gives timers microsecond precision; where it
