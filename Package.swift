@@ -32,11 +32,13 @@ let package = Package(
         // Forwarders for liburing's static inline helpers; liburing.a is
         // linked in, so libevpl.so needs no liburing.so at run time.
         .target(name: "CEvplUring", linkerSettings: [.linkedLibrary(":liburing.a")]),
+        // NUMA nodes for the slab allocator: sysfs, getcpu and mbind (no libnuma linked).
+        .target(name: "CEvplNuma"),
         // The RDMA seam: a table over rdma_cm and verbs, filled from
         // librdmacm.so.1/libibverbs.so.1 opened at run time (never linked).
         .target(name: "CEvplRDMA"),
         // The engine and its @_cdecl ABI layer.
-        .target(name: "Evpl", dependencies: ["CEvpl", "CEvplLinux", "CEvplUring", "CEvplRDMA"]),
+        .target(name: "Evpl", dependencies: ["CEvpl", "CEvplLinux", "CEvplUring", "CEvplRDMA", "CEvplNuma"]),
         // Writes include/evpl/evpl.h from the @_cdecl declarations.
         .executableTarget(name: "evpl-header"),
         // evperf: benchmarks the engine through its public API (Foundation allowed here).

@@ -4,6 +4,8 @@
 #   (a) include/evpl/evpl.h is what the generator writes now;
 #   (b) the header's functions are exactly libevpl.so's exports, and the
 #       library exports nothing else;
+#  (b2) rdma-core, libxlio, liburing and libnuma are neither NEEDED nor
+#       undefined symbols (loaded at run time or linked in statically);
 #   (c) ctests/abi_layout.c (layouts and constants) compiles, links and runs;
 #   (d) the header compiles alone: C99 and C11 with gcc and clang, C++ with g++;
 #   (e) ../shared/spec/abi_check_t1.c and abi_check_t23.c, once every function each names is exported.
@@ -78,6 +80,18 @@ if awk 'NF >= 3 && $3 !~ /^evpl_/ { bad = 1; print } END { exit !bad }' "$OUT/nm
     fail "(b) $LIB exports symbols not named evpl_*"
 else
     ok "(b) nothing but evpl_* exported"
+fi
+
+# (b2) optional system parts are loaded at run time, never linked: no NEEDED
+# entry and no undefined symbol for rdma-core, libxlio, liburing or libnuma
+if readelf -d "$LIB" | grep NEEDED | grep -E 'rdma|ibverbs|xlio|uring|numa' >"$OUT/needed.bad"; then
+    cat "$OUT/needed.bad" >&2
+    fail "(b2) $LIB needs an optional library at load time"
+elif nm -D --undefined-only "$LIB" | grep -E ' (ibv_|rdma_|xlio|io_uring|numa_)' >"$OUT/undef.bad"; then
+    cat "$OUT/undef.bad" >&2
+    fail "(b2) $LIB has undefined symbols of an optional library"
+else
+    ok "(b2) no NEEDED entry or undefined symbol for rdma-core, libxlio, liburing, libnuma"
 fi
 
 # (c) layouts and constants

@@ -18,6 +18,8 @@ final class BufferPool {
     private let remote = Mutex<Unmanaged<Buffer>?>(nil)
     private let remoteCount = Atomic<Int>(0)
     @exclusivity(unchecked) private var owner: pthread_t = 0
+    /// The NUMA node of the owning loop's thread: new buffers come from there.
+    @exclusivity(unchecked) var node = 0
     let bufferSize: Int
 
     private static let idle = Mutex<[BufferPool]>([])
@@ -26,12 +28,30 @@ final class BufferPool {
         self.bufferSize = bufferSize
     }
 
-    /// A pool for the calling thread's new loop.
+    /// A pool for the calling thread's new loop, preferably one that last
+    /// served the thread's NUMA node (one node: the last pool retired).
     static func acquire() -> BufferPool {
         let size = SlabAllocator.shared.bufferSize
-        let pool = idle.withLock { $0.popLast() } ?? BufferPool(bufferSize: size)
+        let node = SlabAllocator.currentNode()
+        let pool = idle.withLock { pools -> BufferPool? in
+            guard let i = pools.lastIndex(where: { $0.node == node }) else { return pools.popLast() }
+            return pools.remove(at: i)
+        } ?? BufferPool(bufferSize: size)
         pool.owner = pthread_self()
+        if pool.node != node {
+            pool.returnFreeBuffers()  // another node's memory: back to the allocator
+            pool.node = node
+        }
         return pool
+    }
+
+    private func returnFreeBuffers() {
+        while let top = freeTop {
+            let b = top.takeUnretainedValue()
+            freeTop = b.nextFree
+            b.nextFree = nil
+            SlabAllocator.shared.giveBack(b)
+        }
     }
 
     /// The loop is going away: keep the free buffers for the next loop.
