@@ -160,7 +160,8 @@ final class EventLoop {
     /// otherwise until the next timer, bounded by wait_ms.
     private func nextTimeout() -> Int64 {
         if !deferrals.isEmpty || dirtyHead != nil || closingHead != nil
-            || handOffCount.load(ordering: .relaxed) > 0 || stopRequested.load(ordering: .relaxed) {
+            || handOffCount.load(ordering: .relaxed) > 0 || stopRequested.load(ordering: .relaxed)
+            || rdma?.hasStash == true {
             return 0
         }
         let clock = Sys.monotonicNanoseconds()

@@ -190,12 +190,12 @@ private final class Pair {
         return done()
     }
 
-    func teardown() {
+    func teardown(settle: Bool = true) {
         if model.deferDelivery {
             model.deferDelivery = false
             model.deliverPending()
         }
-        spin(max: 10) { false }  // the loops take what the fabric just delivered
+        if settle { spin(max: 10) { false } }  // the loops take what the fabric just delivered
         if let binding { evpl_listener_detach(server, binding) }
         if let listener { evpl_listener_destroy(listener) }
         evpl_destroy(client)
@@ -775,6 +775,24 @@ final class RDMATransportTests: XCTestCase {
     }
 
     // MARK: Connection failures
+
+    /// A queue pair destroyed while its receive completions are still in the
+    /// completion queue: the engine takes them first (the driver would drop
+    /// them, and their receive slots with them).
+    func testDestroyWithReceivesStillQueuedLosesNoCompletion() {
+        let p = Pair()
+        p.listen(EVPL_DATAGRAM_RDMACM_RC, port: 7801)
+        guard p.connect(EVPL_DATAGRAM_RDMACM_RC) else { return p.teardown() }
+        for i in 0..<20 { evpl_send(p.client, p.bind, [UInt8(i)], 1) }
+        p.spin(max: 5, server: false) { false }  // the client posts; the server's queue fills
+        XCTAssertEqual(p.serverPeer.messages.count, 0)
+        XCTAssertGreaterThanOrEqual(model.counters.messagesDelivered, 20)
+        p.teardown(settle: false)
+        XCTAssertEqual(p.clientPeer.disconnected, 1)
+        XCTAssertEqual(p.serverPeer.disconnected, 1)
+        XCTAssertEqual(p.serverPeer.messages.count, 0, "nothing is delivered to a bind being destroyed")
+        assertClean()
+    }
 
     func testConnectWithoutListenerIsRefused() {
         let p = Pair()

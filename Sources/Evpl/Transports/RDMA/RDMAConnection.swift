@@ -274,6 +274,8 @@ extension Bind {
         if let r = loop.rdma {
             let ops = r.ops
             if rdma.qp != nil {
+                // Its receive completions still queued: take them (the slots come back) first.
+                rdma.device?._withUnsafeGuaranteedRef { $0.stashCompletions() }
                 r.queuePairs.remove(rdma.qpNum)
                 if let id = rdma.id { ops.pointee.destroy_qp(id) }
             }

@@ -103,6 +103,9 @@ final class RDMALoop {
         return work
     }
 
+    /// Completions waiting in a stash: the loop must not sleep.
+    var hasStash: Bool { active.contains { $0.hasStash } }
+
     // MARK: rdma_cm events
 
     /// The event channel is readable: handle everything pending.
@@ -169,6 +172,11 @@ final class RDMALoopDevice {
     private let batch: Int
     private let recvWRs: UnsafeMutablePointer<cevpl_rdma_recv_wr>
     private let recvBatch = 64
+    /// Completions taken off the queue before a queue pair is destroyed (the
+    /// driver would drop that pair's unpolled ones, receive slots included),
+    /// dispatched in order by the next poll.
+    @exclusivity(unchecked) private var stash = ValueRing<cevpl_rdma_wc>(capacity: 64)
+    private let stashScratch: UnsafeMutablePointer<cevpl_rdma_wc>
 
     init?(rdma: RDMALoop, device: RDMADevice) {
         let g = rdma.loop.global
@@ -203,6 +211,7 @@ final class RDMALoopDevice {
         target = g.rdmacmSrqPrefill != 0 ? capacity : min(capacity, Int(g.rdmacmSrqMin))
         batch = max(1, min(Int(g.rdmacmSrqBatch), max(Int(g.rdmacmSrqMin), 1)))
         recvWRs = .allocate(capacity: recvBatch)
+        stashScratch = .allocate(capacity: 64)
         do {
             try rdma.loop.poller.add(fd, CEVPL_EPOLLIN,
                                      EventSource.token(.rdmaCompletions, Unmanaged.passUnretained(self).toOpaque()))
@@ -274,6 +283,7 @@ final class RDMALoopDevice {
     @inline(__always)
     func poll() -> Int {
         var total = 0
+        if !stash.isEmpty { total += dispatchStash() }
         while true {
             let n = Int(ops.pointee.poll_cq(cq, CInt(rdma.completionBatch), rdma.completions))
             if n <= 0 {
@@ -289,6 +299,30 @@ final class RDMALoopDevice {
         }
         if target - posted >= batch || (posted < target && total == 0) { refill() }
         return total
+    }
+
+    var hasStash: Bool { !stash.isEmpty }
+
+    /// Before a queue pair is destroyed: everything the queue holds moves to
+    /// the stash (safe during a dispatch: a separate array).
+    func stashCompletions() {
+        while true {
+            let n = Int(ops.pointee.poll_cq(cq, 64, stashScratch))
+            if n <= 0 { return }
+            for i in 0..<n { stash.append(stashScratch[i]) }
+        }
+    }
+
+    @inline(never)
+    private func dispatchStash() -> Int {
+        var n = 0
+        while !stash.isEmpty {
+            var wc = stash.at(0).pointee
+            stash.removeFirst()
+            dispatch(&wc)
+            n += 1
+        }
+        return n
     }
 
     private func arm() {
@@ -337,6 +371,7 @@ final class RDMALoopDevice {
         slots.deallocate()
         freeSlots.deallocate()
         recvWRs.deallocate()
+        stashScratch.deallocate()
     }
 }
 
