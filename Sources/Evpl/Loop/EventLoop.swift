@@ -403,6 +403,9 @@ final class EventLoop {
 
 /// Per-loop scratch arrays for system call arguments, allocated once.
 final class Scratch {
+    /// Datagram bytes received straight into pool memory (UDP.swift).
+    static let compactSlot = 2048
+
     let iov: UnsafeMutablePointer<iovec>
     let iovCapacity: Int
     let msgs: UnsafeMutablePointer<cevpl_mmsghdr>
@@ -412,9 +415,18 @@ final class Scratch {
     let messageIovecs: UnsafeMutablePointer<evpl_iovec>
     let messageIovecCapacity: Int
     /// recvmmsg's arguments, wired once (slot i: name addrs[i], one iovec
-    /// recvIov[i]); each call sets only the buffer addresses and name lengths.
+    /// recvIov[2i] and recvIov[2i+1]); each call sets only the name lengths
+    /// and the first iovec's address (UDP.swift: a compact slot, then this
+    /// loop's overflow area for the rare longer datagram).
     let recvMsgs: UnsafeMutablePointer<cevpl_mmsghdr>
     let recvIov: UnsafeMutablePointer<iovec>
+    /// Bytes of a datagram that land in the pool buffer; longer ones continue
+    /// in `recvOverflow` and are copied out.
+    let recvSlot: Int
+    /// batch runs of (max_datagram_size - recvSlot + 1) bytes; untouched (so
+    /// not resident) until a datagram is longer than recvSlot.
+    let recvOverflow: UnsafeMutableRawPointer?
+    let recvOverflowSize: Int
 
     init(_ g: GlobalConfig) {
         iovCapacity = Int(min(max(g.maxNumIovec, 64), 1024))
@@ -426,12 +438,25 @@ final class Scratch {
         messageIovecCapacity = Int(max(g.maxNumIovec, 1))
         messageIovecs = .allocate(capacity: messageIovecCapacity)
         recvMsgs = .allocate(capacity: batch)
-        recvIov = .allocate(capacity: batch)
+        recvIov = .allocate(capacity: 2 * batch)
+        let largest = Int(g.maxDatagramSize)
+        recvSlot = min(largest + 1, Scratch.compactSlot)
+        let overflow = largest + 1 - recvSlot
+        if overflow > 0 {
+            recvOverflowSize = overflow
+            let p = mmap(nil, batch * overflow, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+            recvOverflow = p == MAP_FAILED ? nil : p
+        } else {
+            recvOverflowSize = 0
+            recvOverflow = nil
+        }
+        let parts = recvOverflow == nil ? 1 : 2
         for i in 0..<batch {
-            recvIov[i] = iovec(iov_base: nil, iov_len: 0)
+            recvIov[2 * i] = iovec(iov_base: nil, iov_len: parts == 2 ? recvSlot : largest + 1)
+            recvIov[2 * i + 1] = iovec(iov_base: recvOverflow.map { $0 + i * overflow }, iov_len: overflow)
             recvMsgs[i] = cevpl_mmsghdr(
                 msg_hdr: msghdr(msg_name: UnsafeMutableRawPointer(addrs + i), msg_namelen: 0,
-                                msg_iov: recvIov + i, msg_iovlen: 1, msg_control: nil, msg_controllen: 0,
+                                msg_iov: recvIov + 2 * i, msg_iovlen: parts, msg_control: nil, msg_controllen: 0,
                                 msg_flags: 0),
                 msg_len: 0)
         }
@@ -445,5 +470,6 @@ final class Scratch {
         messageIovecs.deallocate()
         recvMsgs.deallocate()
         recvIov.deallocate()
+        if let recvOverflow { munmap(recvOverflow, batch * recvOverflowSize) }
     }
 }

@@ -35,26 +35,30 @@ enum UDP {
 
 extension Bind {
     /// Receives batches until one comes back short; one RECV_MSG per datagram.
+    /// Each datagram lands in a compact slot of pool memory (2 KiB: a buffer
+    /// holds a thousand small datagrams, and a batch is never cut short by a
+    /// nearly full buffer); one longer than that continues in the loop's
+    /// overflow area and is copied into a buffer of its own.
     func readDatagrams() {
         // Loaded once per call (the loop owns them), not per datagram.
         let s = loop.scratch
         let pool = loop.pool
         let from = loop.recvAddress
         let loopHandle = loop.handle
-        let slot = Int(loop.global.maxDatagramSize)
+        let largest = Int(loop.global.maxDatagramSize)
         let batch = s.batch
+        let split = s.recvOverflow != nil
+        // One slot per datagram (+1 byte when unsplit, so an oversize one shows up as MSG_TRUNC).
+        let stride = split ? s.recvSlot : largest + 1
         while isLive {
-            // One slot per datagram; +1 byte so an oversize datagram shows up as MSG_TRUNC.
-            let stride = slot + 1
-            guard let (base, room) = pool.reserve(minimum: stride) else {
+            guard let (base, room) = pool.reserve(minimum: stride, alignment: 16) else {
                 Log.error("udp", "out of buffer memory; datagrams left in the socket")
                 return
             }
             let k = min(batch, room / stride)
             let nameLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
             for i in 0..<k {
-                s.recvIov[i].iov_base = base + i * stride
-                s.recvIov[i].iov_len = stride
+                s.recvIov[2 * i].iov_base = base + i * stride
                 s.recvMsgs[i].msg_hdr.msg_namelen = nameLength
             }
             let r: IOResult
@@ -74,22 +78,30 @@ extension Bind {
             guard case .done(let got) = r, got > 0 else { return }
             // The datagrams sit in slots [0, got) of the reserved run: take the
             // whole run at once, then hand each datagram its own reference.
-            let span = pool.commit(base, (got - 1) * stride + Int(s.recvMsgs[got - 1].msg_len))
+            let lastLength = min(Int(s.recvMsgs[got - 1].msg_len), stride)
+            let span = pool.commit(base, (got - 1) * stride + lastLength)
             let buffer = Unmanaged<Buffer>.fromOpaque(span.private_data!)
             buffer._withUnsafeGuaranteedRef { $0.retain(got) }
             Iovec.release(span)
             for i in 0..<got {
                 let len = Int(s.recvMsgs[i].msg_len)
-                var v = evpl_iovec(data: base + i * stride, length: UInt32(truncatingIfNeeded: len), pad: 0,
-                                   private_data: span.private_data)
-                if len > slot || s.recvMsgs[i].msg_hdr.msg_flags & CEVPL_MSG_TRUNC != 0 {
-                    Log.error("udp", "dropped a datagram larger than max_datagram_size (\(slot))")
+                var v = evpl_iovec(data: base + i * stride, length: UInt32(truncatingIfNeeded: min(len, stride)),
+                                   pad: 0, private_data: span.private_data)
+                if len > largest || s.recvMsgs[i].msg_hdr.msg_flags & CEVPL_MSG_TRUNC != 0 {
+                    Log.error("udp", "dropped a datagram larger than max_datagram_size (\(largest))")
                     Iovec.release(v)
                     continue
                 }
                 guard isLive else {
                     Iovec.release(v)
                     continue
+                }
+                if len > stride {
+                    guard let whole = joinOverflow(v, len, s.recvOverflow! + i * s.recvOverflowSize, pool) else {
+                        Log.error("udp", "out of buffer memory; a \(len)-byte datagram dropped")
+                        continue
+                    }
+                    v = whole
                 }
                 from.storage = s.addrs[i]
                 from.length = s.recvMsgs[i].msg_hdr.msg_namelen
@@ -106,6 +118,19 @@ extension Bind {
             }
             if got < k { return }
         }
+    }
+
+    /// A datagram longer than its slot: slot + overflow copied into one
+    /// buffer of its own (the slot's reference is released).
+    @inline(never)
+    private func joinOverflow(_ slot: evpl_iovec, _ length: Int, _ overflow: UnsafeMutableRawPointer,
+                              _ pool: BufferPool) -> evpl_iovec? {
+        defer { Iovec.release(slot) }
+        guard let v = pool.allocate(length, alignment: 16) else { return nil }
+        let head = Int(slot.length)
+        memcpy(v.data, slot.data, head)
+        memcpy(v.data! + head, overflow, length - head)
+        return v
     }
 
     /// Queues one datagram to `address` (copying `length` bytes).
