@@ -4,6 +4,8 @@
 #   make header          regenerate include/evpl/evpl.h from the @_cdecl declarations
 #   make check-abi       header up to date, exports == header, layouts, header compiles
 #   make ctests          build and run the C tests (ctests/test_*.c)
+#   make ctests-rdma     the C tests over the RDMA protocols on EVPL_TEST_RDMA_ADDR (a local
+#                        RDMA-capable address; unset: one skip line, exit 0); not in `make test`
 #   make test            swift build + swift test, then all, ctests, check-abi
 #   make test-asan       the C tests against an AddressSanitizer build (build/asan/)
 #   make valgrind        the C tests under valgrind (VALGRIND_SKIP="test_a test_b")
@@ -65,7 +67,7 @@ VALGRIND := valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-k
 VALGRIND_SKIP ?= test_alloc_count test_idle_conns
 VALGRIND_TIMEOUT ?= 900
 
-.PHONY: deps all header check-abi ctests ctests-build test test-asan valgrind install run bench clean FORCE evperf \
+.PHONY: deps all header check-abi ctests ctests-build ctests-rdma test test-asan valgrind install run bench clean FORCE evperf \
         swift-example docs
 
 all: deps $(LIB) build/include/evpl/evpl.h
@@ -104,6 +106,9 @@ ctests: ctests-build
 	bash ctests/run_xlio.sh build/ctests
 
 ctests-build: all $(CTEST_BINS) build/ctests/libxlio-standin.so
+
+ctests-rdma: ctests-build
+	bash ctests/run_rdma.sh build/ctests
 
 # A stand-in for libxlio.so (STREAM_XLIO_TCP's tests): XLIO's entry points, forwarded to the kernel.
 build/ctests/libxlio-standin.so: ctests/xlio_standin.c

@@ -18,6 +18,26 @@
 
 /* ---- addresses and ports --------------------------------------------------- */
 
+/* The local address the evpl-to-evpl stream tests listen and connect on:
+ * $EVPL_TEST_ADDR when set and not empty (ctests/run_rdma.sh sets it to an
+ * RDMA-capable local address, since RDMA cannot use loopback), else
+ * 127.0.0.1.  Checks that involve plain sockets keep 127.0.0.1. */
+static inline const char *
+test_addr(void)
+{
+    const char *a = getenv("EVPL_TEST_ADDR");
+    return (a != NULL && a[0] != '\0') ? a : "127.0.0.1";
+}
+
+/* 1 unless EVPL_TEST_ADDR overrides 127.0.0.1: only then do the tests add
+ * their loopback-only legs (::1). */
+static inline int
+test_addr_is_default(void)
+{
+    const char *a = getenv("EVPL_TEST_ADDR");
+    return a == NULL || a[0] == '\0';
+}
+
 /* addr:port as a sockaddr (IPv6 when addr holds a ':'); 0 if addr does not parse. */
 static inline int
 net_sockaddr(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *len)
@@ -174,15 +194,16 @@ listen_free(struct evpl_listener *l, enum evpl_protocol_id proto, const char *ad
     return -1;
 }
 
-/* evpl_listen on 127.0.0.1 at a pseudo-random port in 20000..49999, up to
- * 20 tries; returns the port, or 0 if every try failed.  The endpoint of a
- * successful listen goes to *ep_out, or is closed when ep_out is NULL. */
+/* evpl_listen on test_addr() (127.0.0.1 unless EVPL_TEST_ADDR) at a
+ * pseudo-random port in 20000..49999, up to 20 tries; returns the port, or 0
+ * if every try failed.  The endpoint of a successful listen goes to *ep_out,
+ * or is closed when ep_out is NULL. */
 static inline int
 listen_random_port(struct evpl_listener *l, enum evpl_protocol_id proto, struct evpl_endpoint **ep_out)
 {
     for (int tries = 0; tries < 20; tries++) {
         int p = 20000 + (int) ((now_us() * 7919 + (uint64_t) tries * 104729) % 30000);
-        struct evpl_endpoint *ep = evpl_endpoint_create("127.0.0.1", p);
+        struct evpl_endpoint *ep = evpl_endpoint_create(test_addr(), p);
         if (evpl_listen(l, proto, ep) == 0) {
             if (ep_out) *ep_out = ep;
             else evpl_endpoint_close(ep);

@@ -154,8 +154,8 @@ main(int argc, char **argv)
     struct evpl_listener_binding *lb = evpl_listener_attach(evpl, listener, server_attach, NULL);
     CHECK(lb != NULL);
     struct evpl_endpoint *lep = NULL;
-    port = listen_free(listener, proto, "127.0.0.1", &lep);
-    struct evpl_endpoint *rep = evpl_endpoint_create("127.0.0.1", port);
+    port = listen_free(listener, proto, test_addr(), &lep);
+    struct evpl_endpoint *rep = evpl_endpoint_create(test_addr(), port);
     CHECK(rep != NULL);
     static struct conn cl;
     cl.bind = evpl_connect(evpl, proto, NULL, rep, conn_notify, NULL, &cl);

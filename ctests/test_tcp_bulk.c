@@ -592,8 +592,8 @@ main(int argc, char **argv)
     CHECK(lb != NULL);
 
     struct evpl_endpoint *lep = NULL;
-    int port = listen_free(listener, proto, "127.0.0.1", &lep);
-    rep = evpl_endpoint_create("127.0.0.1", port);
+    int port = listen_free(listener, proto, test_addr(), &lep);
+    rep = evpl_endpoint_create(test_addr(), port);
     CHECK(rep != NULL);
 
     bulk(MODE_RECV, 1);

@@ -514,7 +514,13 @@ main(int argc, char **argv)
     case_reset();
     case_half_close();
     case_local_endpoint();
-    case_finish_while_peer_sends();
+    if (proto == EVPL_STREAM_XLIO_TCP) {
+        /* XLIO sockets are closed through libxlio at once (the lingering
+         * close is for kernel sockets, whichever transport drives them). */
+        fprintf(stderr, "8: skipped over STREAM_XLIO_TCP\n");
+    } else {
+        case_finish_while_peer_sends();
+    }
 
     evpl_listener_detach(server, lb);
     evpl_listener_destroy(listener);

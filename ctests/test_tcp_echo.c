@@ -1,12 +1,13 @@
 /* protocols: STREAM_SOCKET_TCP STREAM_IO_URING_TCP */
 /*
- * Echo over a stream protocol, on 127.0.0.1 and on ::1: a client sends
- * NMSG messages of varying length with evpl_send, the server echoes them with
- * evpl_recv + evpl_send, the client checks every byte.  Also checks the
- * address strings on both sides (client local port == the server's view of
- * the remote port), evpl_bind_get_protocol, truncation of the address string,
- * and one orderly DISCONNECTED (status 0) per side after the client closes.
- * Client and server run on two loops driven alternately from this thread.
+ * Echo over a stream protocol, on 127.0.0.1 (or $EVPL_TEST_ADDR, see net.h)
+ * and on ::1: a client sends NMSG messages of varying length with evpl_send,
+ * the server echoes them with evpl_recv + evpl_send, the client checks every
+ * byte.  Also checks the address strings on both sides (client local port ==
+ * the server's view of the remote port), evpl_bind_get_protocol, truncation
+ * of the address string, and one orderly DISCONNECTED (status 0) per side
+ * after the client closes.  Client and server run on two loops driven
+ * alternately from this thread.
  */
 #include "harness.h"
 #include "net.h"
@@ -266,8 +267,10 @@ main(int argc, char **argv)
     if (!evpl_protocol_available(proto)) SKIP("protocol %d not available", (int) proto);
     CHECK_EQ(evpl_protocol_is_stream(proto), 1);
 
-    run_echo("127.0.0.1");
-    if (have_ipv6()) {
+    run_echo(test_addr());
+    if (!test_addr_is_default()) {
+        fprintf(stderr, "note: EVPL_TEST_ADDR is set, IPv6 echo on ::1 not run\n");
+    } else if (have_ipv6()) {
         run_echo("::1");
     } else {
         fprintf(stderr, "note: no ::1 on this machine, IPv6 echo not run\n");

@@ -3,9 +3,10 @@
  * Connecting to a port nobody listens on: evpl_connect returns a bind at once
  * (it never blocks), no callback runs inside evpl_connect, and the loop then
  * delivers exactly one DISCONNECTED with notify_status ECONNREFUSED and no
- * CONNECTED.  Over 127.0.0.1 and ::1.  Also: evpl_close on a bind whose
- * connect is still pending gives exactly one DISCONNECTED (0, or the refusal
- * if that was already known) and the loop goes on working.
+ * CONNECTED.  Over 127.0.0.1 (or $EVPL_TEST_ADDR, see net.h) and ::1.
+ * Also: evpl_close on a bind whose connect is still pending gives exactly
+ * one DISCONNECTED (0, or the refusal if that was already known) and the
+ * loop goes on working.
  */
 #include "harness.h"
 #include "net.h"
@@ -96,16 +97,18 @@ main(int argc, char **argv)
     if (!evpl_protocol_available(proto)) SKIP("protocol %d not available", (int) proto);
 
     struct evpl *evpl = test_loop();
-    refused(evpl, "127.0.0.1");
-    if (free_port("::1") > 0) {
+    refused(evpl, test_addr());
+    if (!test_addr_is_default()) {
+        fprintf(stderr, "note: EVPL_TEST_ADDR is set, IPv6 case not run\n");
+    } else if (free_port("::1") > 0) {
         refused(evpl, "::1");
     } else {
         fprintf(stderr, "note: no ::1 on this machine, IPv6 case not run\n");
     }
     /* Several refusals at once: each bind gets its own single DISCONNECTED. */
-    int port = free_port("127.0.0.1");
+    int port = free_port(test_addr());
     CHECK(port > 0);
-    struct evpl_endpoint *ep = evpl_endpoint_create("127.0.0.1", port);
+    struct evpl_endpoint *ep = evpl_endpoint_create(test_addr(), port);
     CHECK(ep != NULL);
     struct client many[8];
     memset(many, 0, sizeof many);
