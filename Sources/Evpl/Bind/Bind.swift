@@ -102,6 +102,7 @@ final class Bind {
         recvQueue = IovecRing(capacity: Int(g.iovecRingSize))
         datagrams = DatagramRing(capacity: Int(g.dgramRingSize))
         messageEnds = OffsetRing(capacity: 64)
+        rdma.requests = ValueRing(capacity: Int(g.rdmaRequestRingSize))
     }
 
     /// Runs when the loop is destroyed (binds are kept for reuse until then).

@@ -10,7 +10,7 @@ import Glibc
 /// ...) and the rest to ``system(errno:)``.
 public enum EvplError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The protocol cannot be used on this machine now; `reason` says why
-    /// (for example "the RDMA transports are not built yet").
+    /// (for example "no RDMA device").
     case protocolUnavailable(String, reason: String)
     /// A datagram protocol was given where a stream protocol is needed.
     case notAStreamProtocol(String)

@@ -42,7 +42,8 @@ struct RDMABindState: ~Copyable {
     var peerFin = false
     /// rdma_disconnect called, or DISCONNECTED seen.
     var disconnected = false
-    /// One-sided requests waiting for a connection or room in the send queue.
+    /// One-sided requests waiting for a connection or room in the send queue
+    /// (initial size rdma_request_ring_size; grows on demand).
     var requests = ValueRing<Unmanaged<RDMARequest>>(capacity: 8)
     /// UD: peers this bind sends to, and senders it has heard from.
     var peers: [RDMAPeer] = []
