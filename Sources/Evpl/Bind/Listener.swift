@@ -188,6 +188,18 @@ final class ListenerBinding {
         self.attach = attach
         self.privateData = privateData
     }
+
+    /// The application's attach callback for a new connection: it sets the
+    /// bind's notify and segment callbacks and its private data.
+    func runAttach(_ b: Bind) {
+        var notify: evpl_notify_callback_t?
+        var segment: evpl_segment_callback_t?
+        var conn: UnsafeMutableRawPointer?
+        attach?(loop.handle, b.handle, &notify, &segment, &conn, privateData)
+        b.notify = notify
+        b.segment = segment
+        b.privateData = conn
+    }
 }
 
 extension ListenSocket {

@@ -130,12 +130,8 @@ enum RDMAConnection {
         ld.adjustTarget(by: r.window)  // receives for the peer's first window, before it may send
         b.rdma.holdsWindow = true
         b.rdma.device = Unmanaged.passUnretained(ld)
-        var attr = cevpl_rdma_qp_attr(ud: 0, send_cq: ld.cq, recv_cq: ld.cq, srq: ld.srq,
-                                      max_send_wr: UInt32(r.sqSize), max_recv_wr: 0,
-                                      max_send_sge: UInt32(r.maxSge), max_recv_sge: 1,
-                                      max_inline: UInt32(r.maxInline))
         var qpn: UInt32 = 0
-        guard let qp = ops.pointee.create_qp(id, device.pd, &attr, &qpn) else {
+        guard let qp = ld.makeQueuePair(id, ud: false, number: &qpn) else {
             let e = errno
             Log.error("rdma", "\(device.name): cannot create a queue pair: \(Sys.errnoText(e))")
             return e == 0 ? EIO : e
@@ -204,13 +200,8 @@ enum RDMAConnection {
             b.close(status: failure)
             return
         }
-        var notify: evpl_notify_callback_t?
-        var segment: evpl_segment_callback_t?
-        var conn: UnsafeMutableRawPointer?
-        binding.attach?(loop.handle, b.handle, &notify, &segment, &conn, binding.privateData)
-        b.notify = notify
-        b.segment = b.rdma.messages ? nil : segment
-        b.privateData = conn
+        binding.runAttach(b)
+        if b.rdma.messages { b.segment = nil }
         guard b.isLive else {
             _ = ops.pointee.reject(id)
             b.rdma.disconnected = true

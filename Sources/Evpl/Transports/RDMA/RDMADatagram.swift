@@ -39,12 +39,8 @@ enum RDMADatagram {
         guard let device = RDMASupport.device(for: ops.pointee.id_device(id)), let ld = r.device(device) else {
             return fail("no RDMA device", ENODEV)
         }
-        var attr = cevpl_rdma_qp_attr(ud: 1, send_cq: ld.cq, recv_cq: ld.cq, srq: ld.srq,
-                                      max_send_wr: UInt32(r.sqSize), max_recv_wr: 0,
-                                      max_send_sge: UInt32(r.maxSge), max_recv_sge: 1,
-                                      max_inline: UInt32(r.maxInline))
         var qpn: UInt32 = 0
-        guard let qp = ops.pointee.create_qp(id, device.pd, &attr, &qpn) else {
+        guard let qp = ld.makeQueuePair(id, ud: true, number: &qpn) else {
             let e = errno
             return fail("queue pair", e == 0 ? EIO : e)
         }

@@ -222,6 +222,16 @@ final class RDMALoopDevice {
         arm()
     }
 
+    /// A queue pair on `id`, its sends and receives completing here (receives
+    /// from this device's shared receive queue); nil with errno set.
+    func makeQueuePair(_ id: UnsafeMutableRawPointer, ud: Bool, number: inout UInt32) -> UnsafeMutableRawPointer? {
+        var attr = cevpl_rdma_qp_attr(ud: ud ? 1 : 0, send_cq: cq, recv_cq: cq, srq: srq,
+                                      max_send_wr: UInt32(rdma.sqSize), max_recv_wr: 0,
+                                      max_send_sge: UInt32(rdma.maxSge), max_recv_sge: 1,
+                                      max_inline: UInt32(rdma.maxInline))
+        return ops.pointee.create_qp(id, device.pd, &attr, &number)
+    }
+
     // MARK: Receive slots
 
     /// Grows or shrinks the posted receives this device keeps (connections come and go).

@@ -86,13 +86,7 @@ enum TCP {
             b.close(status: error.errno)
             return
         }
-        var notify: evpl_notify_callback_t?
-        var segment: evpl_segment_callback_t?
-        var conn: UnsafeMutableRawPointer?
-        binding.attach?(loop.handle, b.handle, &notify, &segment, &conn, binding.privateData)
-        b.notify = notify
-        b.segment = segment
-        b.privateData = conn
+        binding.runAttach(b)
         guard b.isLive else { return }
         b.announceConnected()
     }
