@@ -135,6 +135,23 @@ private struct Sizes {
     }
 }
 
+/// A TCP port on 127.0.0.1 that the kernel picked for a socket closed right after.
+private func kernelChosenPort() -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var sin = sockaddr_in()
+    sin.sin_family = sa_family_t(AF_INET)
+    sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &sin) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+            _ = bind(fd, p, len)
+            return getsockname(fd, p, &len)
+        }
+    }
+    return Int32(UInt16(bigEndian: sin.sin_port))
+}
+
 private func rdmaLoop() -> OpaquePointer {
     let cfg = evpl_thread_config_init()
     evpl_thread_config_set_wait_ms(cfg, 0)  // never sleeps: progress is counted in iterations
@@ -532,13 +549,21 @@ final class RDMATransportTests: XCTestCase {
         let listener = evpl_listener_create()
         let peer = RPeer(), server = RPeer()
         let binding = evpl_listener_attach(loop, listener, rdmaAttach, server.handle)
-        let port = Int32(40000 + getpid() % 20000)
-        let ep = evpl_endpoint_create("127.0.0.1", port)
-        guard evpl_listen(listener, EVPL_STREAM_SOCKET_TCP, ep) == 0 else {
+        // A port the kernel just handed out (another process may still take it: retried).
+        var ep: OpaquePointer?
+        for _ in 0..<5 {
+            let candidate = evpl_endpoint_create("127.0.0.1", kernelChosenPort())
+            if evpl_listen(listener, EVPL_STREAM_SOCKET_TCP, candidate) == 0 {
+                ep = candidate
+                break
+            }
+            evpl_endpoint_close(candidate)
+        }
+        guard let ep else {
             evpl_listener_detach(loop, binding)
             evpl_listener_destroy(listener)
             evpl_destroy(loop)
-            return XCTFail("TCP listen on \(port)")
+            return XCTFail("no free TCP port to listen on")
         }
         let bind = evpl_connect(loop, EVPL_STREAM_SOCKET_TCP, nil, ep, rdmaNotify, nil, peer.handle)
         final class Results { var statuses: [Int32] = [] }
