@@ -10,6 +10,8 @@
  *    shorter than the iovecs sends only that much;
  *  - 1000 datagrams in batches (the sender keeps at most 64 in flight so a
  *    receive buffer cannot overflow): at least 990 arrive, in order;
+ *  - 91 datagrams queued in one go, same size but one (the sender joins
+ *    runs of them into UDP GSO sends): each arrives alone, whole, in order;
  *  - a 65000-byte datagram arrives whole; a 70000-byte one (over the default
  *    max_datagram_size of 65536) is not delivered, and traffic goes on;
  *  - evpl_send on a UDP bind with no default peer: no crash, nothing sent;
@@ -42,6 +44,7 @@ struct ub {
     unsigned char     last[65536];
     unsigned          last_len;
     int               burst, burst_last, burst_disorder;
+    int               joined, joined_last, joined_bad;
 };
 
 static void
@@ -73,6 +76,16 @@ udp_notify(struct evpl *ev, struct evpl_bind *bind, struct evpl_notify *n, void 
             if (u->burst && seq <= u->burst_last) u->burst_disorder++;
             u->burst_last = seq;
             u->burst++;
+        } else if (op == 'G' && len >= 5) {
+            /* Same-size datagrams the sender may join into one GSO send: each
+             * must still arrive alone, whole and in order. */
+            int seq = d[1] | d[2] << 8 | d[3] << 16 | d[4] << 24;
+            unsigned want = seq == 70 ? 301 : 300;
+            int ok = len == want && seq == (u->joined ? u->joined_last + 1 : 0);
+            for (unsigned i = 5; ok && i < len; i++) ok = d[i] == (unsigned char) (seq * 7 + i);
+            if (!ok) u->joined_bad++;
+            u->joined_last = seq;
+            u->joined++;
         } else if (op == 'S' && n->recv_msg.addr) {
             unsigned char *r = malloc(len);
             CHECK(r != NULL);
@@ -274,6 +287,24 @@ main(int argc, char **argv)
         CHECK(B.burst >= BURST - 10);
         CHECK_EQ(B.burst_disorder, 0);
         CHECK_EQ(B.bad_niov, 0);
+    }
+
+    /* ---- same-size datagrams queued together (UDP GSO joins them) ---- */
+    fprintf(stderr, "91 datagrams queued at once: 70 x 300 B, 1 x 301 B, 20 x 300 B\n");
+    {
+        unsigned char g[301];
+        for (int seq = 0; seq < 91; seq++) {
+            unsigned len = seq == 70 ? 301 : 300;
+            g[0] = 'G';
+            g[1] = (unsigned char) seq; g[2] = (unsigned char) (seq >> 8);
+            g[3] = (unsigned char) (seq >> 16); g[4] = (unsigned char) (seq >> 24);
+            for (unsigned i = 5; i < len; i++) g[i] = (unsigned char) (seq * 7 + i);
+            evpl_sendtoep(evpl, A.bind, epb, g, len);
+        }
+        WAIT_FOR(B.joined == 91, 5000);
+        CHECK_EQ(B.joined, 91);
+        CHECK_EQ(B.joined_bad, 0);
+        CHECK_EQ(B.joined_last, 90);
     }
 
     /* ---- large datagrams ---- */

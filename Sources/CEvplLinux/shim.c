@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <netinet/udp.h>
+#include <string.h>
 
 _Static_assert(sizeof(cevpl_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
 _Static_assert(offsetof(cevpl_mmsghdr, msg_len) == offsetof(struct mmsghdr, msg_len), "mmsghdr layout");
@@ -152,4 +154,19 @@ int cevpl_unread_bytes(int fd)
 {
     int n = 0;
     return ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
+
+unsigned long cevpl_udp_segment_space(void)
+{
+    return CMSG_SPACE(sizeof(uint16_t));
+}
+
+void cevpl_udp_segment_cmsg(void *buf, uint16_t size)
+{
+    struct cmsghdr *c = buf;
+    memset(buf, 0, CMSG_SPACE(sizeof(uint16_t)));
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &size, sizeof size);
 }

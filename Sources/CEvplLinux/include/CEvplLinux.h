@@ -56,6 +56,10 @@ CEVPL_HIDDEN int cevpl_accept4(int fd, struct sockaddr *addr, socklen_t *len);
 CEVPL_HIDDEN int cevpl_sendmmsg(int fd, cevpl_mmsghdr *v, unsigned int n, int flags);
 CEVPL_HIDDEN int cevpl_recvmmsg(int fd, cevpl_mmsghdr *v, unsigned int n, int flags);
 CEVPL_HIDDEN int cevpl_socket(int domain, int type, int protocol);
+/* UDP GSO (UDP_SEGMENT, Linux 4.18): the control message that has the
+ * kernel cut one send's payload into datagrams of `size` bytes each. */
+CEVPL_HIDDEN unsigned long cevpl_udp_segment_space(void);
+CEVPL_HIDDEN void cevpl_udp_segment_cmsg(void *buf, uint16_t size);
 /* ioctl(FIONREAD) (ioctl is variadic): bytes waiting in a socket's receive queue, or -1. */
 CEVPL_HIDDEN int cevpl_unread_bytes(int fd);
 /* O_DIRECT is a _GNU_SOURCE flag. */

@@ -63,6 +63,9 @@ final class Bind {
     @exclusivity(unchecked) var queuedTotal: UInt64 = 0
     @exclusivity(unchecked) var writtenTotal: UInt64 = 0
 
+    /// UDP: join queued datagrams of one size to one destination into one
+    /// GSO send (off for the rest of the bind's life if the kernel refuses).
+    @exclusivity(unchecked) var udpSegmentation = true
     @exclusivity(unchecked) var sendNotifications = false
     @exclusivity(unchecked) var sentBytes: UInt64 = 0
     @exclusivity(unchecked) var sentMsgs: UInt64 = 0
@@ -138,6 +141,7 @@ final class Bind {
         b.queuedTotal = 0
         b.writtenTotal = 0
         b.sendNotifications = false
+        b.udpSegmentation = true
         b.sentBytes = 0
         b.sentMsgs = 0
         b.finishRequested = false

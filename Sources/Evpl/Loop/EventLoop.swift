@@ -412,6 +412,11 @@ final class Scratch {
     let addrs: UnsafeMutablePointer<sockaddr_storage>
     let msgIov: UnsafeMutablePointer<iovec>
     let batch: Int
+    /// Per sendmmsg entry: how many queued datagrams it carries (more than
+    /// one when UDP GSO joins them), and room for its UDP_SEGMENT message.
+    let runs: UnsafeMutablePointer<Int>
+    let udpControl: UnsafeMutableRawPointer
+    let udpControlSpace = Int(cevpl_udp_segment_space())
     let messageIovecs: UnsafeMutablePointer<evpl_iovec>
     let messageIovecCapacity: Int
     /// recvmmsg's arguments, wired once (slot i: name addrs[i], one iovec
@@ -435,6 +440,8 @@ final class Scratch {
         msgs = .allocate(capacity: batch)
         addrs = .allocate(capacity: batch)
         msgIov = .allocate(capacity: batch * iovCapacity)
+        runs = .allocate(capacity: batch)
+        udpControl = .allocate(byteCount: batch * udpControlSpace, alignment: 8)
         messageIovecCapacity = Int(max(g.maxNumIovec, 1))
         messageIovecs = .allocate(capacity: messageIovecCapacity)
         recvMsgs = .allocate(capacity: batch)
@@ -467,6 +474,8 @@ final class Scratch {
         msgs.deallocate()
         addrs.deallocate()
         msgIov.deallocate()
+        runs.deallocate()
+        udpControl.deallocate()
         messageIovecs.deallocate()
         recvMsgs.deallocate()
         recvIov.deallocate()

@@ -6,6 +6,13 @@ import Glibc
 /// pool buffers (one slot of max_datagram_size each) and sent in sendmmsg
 /// batches from the send queue.
 enum UDP {
+    /// UDP GSO limits: segments per send, payload bytes per send, and the
+    /// largest datagram joined (a segment must fit the path's MTU, or the
+    /// kernel refuses the whole send; 1200 fits any IPv6 path).
+    static let maxSegments = 64
+    static let maxSegmentedBytes = 65000
+    static let maxSegmentSize = 1200
+
     /// evpl_bind: a UDP socket bound to `endpoint`; nil (with a log line) on failure.
     static func bind(loop: EventLoop, endpoint: Endpoint, notify: evpl_notify_callback_t?,
                      privateData: UnsafeMutableRawPointer?) -> Bind? {
@@ -174,43 +181,91 @@ extension Bind {
     }
 
     /// sendmmsg batches until the queue is empty or the kernel pushes back.
+    /// Consecutive datagrams of one size to one destination go out as one
+    /// entry with UDP GSO (UDP_SEGMENT): the kernel routes and builds them
+    /// once and cuts them apart, instead of once per datagram.
     /// A datagram the kernel refuses (EMSGSIZE, unreachable, refused) is
     /// dropped and the batch goes on; UDP errors never close the bind.
     func flushDatagrams() {
         let s = loop.scratch
         let nameOffset = MemoryLayout<Datagram>.offset(of: \Datagram.address)!
         while !datagrams.isEmpty {
-            let k = min(datagrams.count, s.batch)
+            var entries = 0
+            var index = 0
             var iovIndex = 0
-            for i in 0..<k {
-                // Message i uses its own iovCapacity-sized run of msgIov; a
+            while entries < s.batch && index < datagrams.count {
+                // Entry `entries` uses its own iovCapacity-sized run of msgIov; a
                 // datagram has at most max_num_iovec (<= iovCapacity) iovecs.
-                let d = datagrams.at(i)
-                let iovBase = s.msgIov + i * s.iovCapacity
-                for j in 0..<d.pointee.niov {
-                    let v = sendQueue.at(iovIndex + j)
-                    iovBase[j] = iovec(iov_base: v.pointee.data, iov_len: Int(v.pointee.length))
+                let d = datagrams.at(index)
+                let iovBase = s.msgIov + entries * s.iovCapacity
+                var used = 0
+                var run = 0
+                repeat {
+                    let e = datagrams.at(index + run)
+                    for j in 0..<e.pointee.niov {
+                        let v = sendQueue.at(iovIndex + j)
+                        iovBase[used + j] = iovec(iov_base: v.pointee.data, iov_len: Int(v.pointee.length))
+                    }
+                    used += e.pointee.niov
+                    iovIndex += e.pointee.niov
+                    run += 1
+                } while udpSegmentation && joins(d, index + run, run: run, iovecs: used, capacity: s.iovCapacity)
+                var control: UnsafeMutableRawPointer?
+                if run > 1 {
+                    control = s.udpControl + entries * s.udpControlSpace
+                    cevpl_udp_segment_cmsg(control, UInt16(d.pointee.length))
                 }
-                iovIndex += d.pointee.niov
-                s.msgs[i].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(d) + nameOffset,
-                                           msg_namelen: d.pointee.addressLength,
-                                           msg_iov: iovBase, msg_iovlen: d.pointee.niov,
-                                           msg_control: nil, msg_controllen: 0, msg_flags: 0)
+                s.msgs[entries].msg_hdr = msghdr(msg_name: UnsafeMutableRawPointer(d) + nameOffset,
+                                                 msg_namelen: d.pointee.addressLength,
+                                                 msg_iov: iovBase, msg_iovlen: used,
+                                                 msg_control: control, msg_controllen: run > 1 ? s.udpControlSpace : 0,
+                                                 msg_flags: 0)
+                s.runs[entries] = run
+                entries += 1
+                index += run
             }
             let r: IOResult
             do {
-                r = try Sys.sendmmsg(fd, s.msgs, k)
+                r = try Sys.sendmmsg(fd, s.msgs, entries)
             } catch {
-                // sendmmsg reports an error only for the first datagram of the batch.
+                // sendmmsg reports an error only for the first entry of the batch.
+                if s.runs[0] > 1 && udpSegmentationRefused(error.errno) {
+                    Log.debug("udp", "UDP GSO refused (\(error.description)); sending datagrams one by one")
+                    udpSegmentation = false
+                    continue
+                }
                 Log.debug("udp", "datagram dropped: \(error.description)")
-                completeDatagrams(1)
+                completeDatagrams(s.runs[0])
                 continue
             }
             guard case .done(let sent) = r else { break }
-            completeDatagrams(sent)
-            if sent < k && sent == 0 { break }
+            var done = 0
+            for i in 0..<sent { done += s.runs[i] }
+            completeDatagrams(done)
+            if sent == 0 { break }
         }
         notifySent()
+    }
+
+    /// Whether datagram `next` can join the GSO run that `first` starts.
+    @inline(__always)
+    private func joins(_ first: UnsafeMutablePointer<Datagram>, _ next: Int, run: Int, iovecs: Int,
+                       capacity: Int) -> Bool {
+        guard next < datagrams.count, run < UDP.maxSegments else { return false }
+        let e = datagrams.at(next)
+        let length = first.pointee.length
+        guard length > 0, length <= UDP.maxSegmentSize, e.pointee.length == length, (run + 1) * length <= UDP.maxSegmentedBytes,
+              iovecs + e.pointee.niov <= capacity, e.pointee.addressLength == first.pointee.addressLength else {
+            return false
+        }
+        let nameOffset = MemoryLayout<Datagram>.offset(of: \Datagram.address)!
+        return memcmp(UnsafeRawPointer(first) + nameOffset, UnsafeRawPointer(e) + nameOffset,
+                      Int(first.pointee.addressLength)) == 0
+    }
+
+    /// Errors that mean "no GSO here" rather than "this datagram failed".
+    private func udpSegmentationRefused(_ e: CInt) -> Bool {
+        e == EINVAL || e == EIO || e == EOPNOTSUPP || e == ENOPROTOOPT
     }
 
     private func completeDatagrams(_ n: Int) {
