@@ -61,6 +61,8 @@ final class EventLoop {
     @exclusivity(unchecked) var xlioListenSockets: [ListenSocket] = []
     /// XLIO is a busy-polling stack: its traffic is only seen by polling it.
     static let xlioMaxSleepNs: Int64 = 1_000_000
+    /// Flush passes per iteration (flushDirty).
+    static let flushPasses = 4
     /// io_uring and XLIO listening sockets registered from another thread, posted by this loop.
     let pendingListenSockets = Mutex<[ListenSocket]>([])
     /// Per-loop scratch for building writev/sendmmsg/recvmmsg arguments.
@@ -257,9 +259,15 @@ final class EventLoop {
         dirtyHead = Unmanaged.passUnretained(b)
     }
 
+    /// Flushes the dirty binds; a bind dirtied again by a callback during the
+    /// flush (a SENT handler queueing more) gets a few more passes, then waits
+    /// for the next iteration, so that one busy connection cannot keep
+    /// evpl_continue from returning (timers, other binds, evpl_stop).
     private func flushDirty() -> Int {
         var flushed = 0
-        while let head = dirtyHead {
+        var passes = 0
+        while let head = dirtyHead, passes < EventLoop.flushPasses {
+            passes += 1
             dirtyHead = nil
             var cursor: Unmanaged<Bind>? = head
             while let c = cursor {
