@@ -63,8 +63,9 @@ CTEST_HDRS := $(wildcard ctests/*.h)
 CTEST_CFLAGS := -std=c11 -Wall -Wextra -Werror -pthread
 VALGRIND := valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite
 # Skipped under valgrind: test_alloc_count counts malloc calls (valgrind replaces
-# malloc), test_idle_conns bounds RSS (valgrind's shadow memory inflates it).
-VALGRIND_SKIP ?= test_alloc_count test_idle_conns
+# malloc), test_idle_conns bounds RSS (valgrind's shadow memory inflates it),
+# test_loop_fairness bounds how long one evpl_continue takes (valgrind's 20-50x slowdown).
+VALGRIND_SKIP ?= test_alloc_count test_idle_conns test_loop_fairness
 VALGRIND_TIMEOUT ?= 900
 
 .PHONY: deps all header check-abi ctests ctests-build ctests-rdma test test-asan valgrind install run bench clean FORCE evperf \
