@@ -110,6 +110,24 @@ final class Listener {
         }
     }
 
+    /// handOut for an RDMA connection request (its rdma_cm id): the binding
+    /// when the next loop is `loop`, otherwise queued on that loop, which
+    /// moves the id to its own event channel and accepts.  With no loop
+    /// attached the request is rejected.
+    func handOutRDMA(_ id: UnsafeMutableRawPointer, proto: evpl_protocol_id, from loop: EventLoop) -> ListenerBinding? {
+        state.withLock { s in
+            guard !s.bindings.isEmpty else {
+                RDMAConnection.refuse(id)
+                return nil
+            }
+            let b = s.bindings[s.next % s.bindings.count]
+            s.next &+= 1
+            if b.loop === loop { return b }
+            b.loop.handOff(EventLoop.HandOff(fd: -1, binding: b, proto: proto, rdmaId: id))
+            return nil
+        }
+    }
+
     /// evpl_listener_destroy: closes the listening sockets.  With loops still
     /// attached (a caller error) the sockets are closed but the objects are
     /// kept, as a loop may still hold an event naming them.

@@ -325,6 +325,8 @@ final class EventLoop {
         let fd: CInt
         let binding: ListenerBinding
         let proto: evpl_protocol_id
+        /// An RDMA connection request instead of a socket: its rdma_cm id.
+        var rdmaId: UnsafeMutableRawPointer? = nil
     }
 
     /// Any thread: queue an accepted connection for this loop and wake it.
@@ -343,7 +345,13 @@ final class EventLoop {
             return all
         }
         for h in list {
-            if h.binding.attached {
+            if let id = h.rdmaId {
+                if h.binding.attached {
+                    RDMAConnection.accept(id, binding: h.binding, proto: h.proto, on: self)
+                } else {
+                    RDMAConnection.refuse(id)  // detached meanwhile: never leak the request
+                }
+            } else if h.binding.attached {
                 TCP.accepted(fd: h.fd, loop: self, binding: h.binding, proto: h.proto)
             } else {
                 Sys.close(SocketAPI.forProtocol(h.proto), h.fd)  // detached meanwhile: never leak the connection

@@ -819,6 +819,53 @@ final class RDMATransportTests: XCTestCase {
         assertClean()
     }
 
+    /// A listener attached to two loops hands RDMA connections out
+    /// round-robin, as it does TCP ones; each accepted connection works on
+    /// the loop it was given.
+    func testConnectionsGoRoundRobinToTheAttachedLoops() {
+        let client = rdmaLoop(), first = rdmaLoop(), second = rdmaLoop()
+        let onFirst = RPeer(), onSecond = RPeer()
+        onFirst.echo = true
+        onSecond.echo = true
+        let listener = evpl_listener_create()
+        let b1 = evpl_listener_attach(first, listener, rdmaAttach, onFirst.handle)
+        let b2 = evpl_listener_attach(second, listener, rdmaAttach, onSecond.handle)
+        let ep = evpl_endpoint_create("127.0.0.1", 7901)
+        XCTAssertEqual(evpl_listen(listener, EVPL_DATAGRAM_RDMACM_RC, ep), 0)
+        let peers = (0..<4).map { _ in RPeer() }
+        var binds: [OpaquePointer?] = []
+        for p in peers {
+            binds.append(evpl_connect(client, EVPL_DATAGRAM_RDMACM_RC, nil, ep, rdmaNotify, nil, p.handle))
+        }
+        func spin(_ max: Int, _ done: () -> Bool) {
+            var i = 0
+            while !done() && i < max {
+                evpl_continue(client)
+                evpl_continue(first)
+                evpl_continue(second)
+                i += 1
+            }
+        }
+        spin(2000) { peers.allSatisfy { $0.connected == 1 } }
+        XCTAssertEqual(peers.map(\.connected), [1, 1, 1, 1])
+        XCTAssertEqual(onFirst.connected, 2, "two connections on the first loop")
+        XCTAssertEqual(onSecond.connected, 2, "two connections on the second loop")
+        for (i, b) in binds.enumerated() { evpl_send(client, b, [UInt8(i), 1, 2, 3], 4) }
+        spin(2000) { peers.allSatisfy { $0.messages.count == 1 } }
+        for (i, p) in peers.enumerated() { XCTAssertEqual(p.messages, [[UInt8(i), 1, 2, 3]]) }
+        XCTAssertEqual(onFirst.messages.count, 2)
+        XCTAssertEqual(onSecond.messages.count, 2)
+        evpl_listener_detach(first, b1)
+        evpl_listener_detach(second, b2)
+        evpl_listener_destroy(listener)
+        evpl_destroy(client)
+        evpl_destroy(first)
+        evpl_destroy(second)
+        evpl_endpoint_close(ep)
+        XCTAssertEqual(peers.map(\.disconnected), [1, 1, 1, 1])
+        assertClean()
+    }
+
     func testConnectWithoutListenerIsRefused() {
         let p = Pair()
         p.endpoint = evpl_endpoint_create("127.0.0.1", 7801)

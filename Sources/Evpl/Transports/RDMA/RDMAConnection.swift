@@ -8,9 +8,9 @@ import Glibc
 ///
 ///   connect: create_id -> resolve_addr -> ADDR_RESOLVED -> resolve_route ->
 ///            ROUTE_RESOLVED -> queue pair -> connect -> ESTABLISHED (CONNECTED)
-///   accept:  CONNECT_REQUEST on a listener's channel -> migrated to the
-///            accepting loop's channel -> queue pair -> attach callback ->
-///            accept -> ESTABLISHED (CONNECTED)
+///   accept:  CONNECT_REQUEST on a listener's channel -> the next attached
+///            loop (round-robin) -> migrated to its channel -> queue pair ->
+///            attach callback -> accept -> ESTABLISHED (CONNECTED)
 ///   end:     evpl_finish sends a FIN after the queued data; the peer's
 ///            DISCONNECTED is status 0 after a FIN and ECONNRESET without one.
 enum RDMAConnection {
@@ -166,27 +166,37 @@ enum RDMAConnection {
 
     // MARK: Accepting
 
-    /// A listener's channel is readable in `loop`: accept each request here.
+    /// A listener's channel is readable in `loop`: each request goes to the
+    /// next attached loop, round-robin (Listener.handOutRDMA).
     static func listenEvents(_ socket: ListenSocket, on loop: EventLoop) {
         guard let channel = socket.rdmaChannel else { return }
         let ops = RDMASupport.ops
         var e = cevpl_rdma_cm_event()
         while ops.pointee.get_event(channel, &e) == 0 {
             guard UInt32(bitPattern: e.type) == CEVPL_CM_CONNECT_REQUEST.rawValue, let id = e.id else { continue }
-            accept(id, socket: socket, on: loop)
+            if let mine = socket.listener.handOutRDMA(id, proto: socket.proto, from: loop) {
+                accept(id, binding: mine, proto: socket.proto, on: loop)
+            }
         }
     }
 
-    private static func accept(_ id: UnsafeMutableRawPointer, socket: ListenSocket, on loop: EventLoop) {
+    /// Rejects and destroys a connection request nobody takes.
+    static func refuse(_ id: UnsafeMutableRawPointer) {
         let ops = RDMASupport.ops
-        guard let binding = socket.listener.binding(on: loop), let r = RDMALoop.of(loop),
-              ops.pointee.migrate_id(id, r.channel) == 0 else {
+        _ = ops.pointee.reject(id)
+        _ = ops.pointee.destroy_id(id)
+    }
+
+    /// Accepts a request on `loop` (its thread): the id moves to the loop's
+    /// channel, gets a queue pair, the attach callback runs, then rdma_accept.
+    static func accept(_ id: UnsafeMutableRawPointer, binding: ListenerBinding, proto: evpl_protocol_id,
+                       on loop: EventLoop) {
+        let ops = RDMASupport.ops
+        guard let r = RDMALoop.of(loop), ops.pointee.migrate_id(id, r.channel) == 0 else {
             Log.error("rdma", "cannot accept a connection on this loop; rejected")
-            _ = ops.pointee.reject(id)
-            _ = ops.pointee.destroy_id(id)
+            refuse(id)
             return
         }
-        let proto = socket.proto
         let b = Bind.make(loop: loop, proto: proto, kind: .stream, fd: -1, notify: nil, segment: nil,
                           privateData: nil, transport: .rdma)
         b.rdma.messages = proto == EVPL_DATAGRAM_RDMACM_RC

@@ -4,9 +4,9 @@ import Glibc
 
 /// RDMA listening: a listener's RC endpoint is an rdma_cm id on its own event
 /// channel, whose descriptor is watched by every attached loop like a
-/// listening socket.  The loop that reads a CONNECT_REQUEST accepts it and
-/// moves the new id to its own channel (RDMAConnection.accept): RDMA
-/// connections stay on the loop that took them, without round-robin.
+/// listening socket.  The loop that reads a CONNECT_REQUEST hands it to the
+/// next attached loop, round-robin, as with TCP; that loop moves the new id
+/// to its own event channel and accepts (RDMAConnection.accept).
 extension ListenSocket {
     static func isRDMA(_ proto: evpl_protocol_id) -> Bool {
         proto == EVPL_STREAM_RDMACM_RC || proto == EVPL_DATAGRAM_RDMACM_RC
