@@ -178,7 +178,7 @@ final class EventLoop {
             let untilTimer = deadline > clock ? Int64(deadline - clock) : 0
             if timeout < 0 || untilTimer < timeout { timeout = untilTimer }
         }
-        if !lingering.isEmpty, let deadline = lingering.earliestDeadline {
+        if let deadline = lingering.earliestDeadline {
             let until = deadline > clock ? Int64(deadline - clock) : 0
             if timeout < 0 || until < timeout { timeout = until }
         }

@@ -17,15 +17,16 @@ struct LingeringCloses: ~Copyable {
     /// More than this many at once and the next ones close immediately.
     static let limit = 4096
 
-    private var fds: [CInt] = []
-    private var deadlines: [UInt64] = []
+    /// Oldest first: every deadline is `timeoutNs` after its close, so the
+    /// first entry always expires first.
+    private var sockets: [(fd: CInt, deadline: UInt64)] = []
 
-    var isEmpty: Bool { fds.isEmpty }
-    var earliestDeadline: UInt64? { deadlines.min() }
+    var isEmpty: Bool { sockets.isEmpty }
+    var earliestDeadline: UInt64? { sockets.first?.deadline }
 
     /// Closes `fd` (a kernel TCP socket registered in `poller`), lingering if needed.
     mutating func close(_ fd: CInt, poller: borrowing Poller, now: UInt64) {
-        guard fds.count < LingeringCloses.limit, cevpl_unread_bytes(fd) > 0 else {
+        guard sockets.count < LingeringCloses.limit, cevpl_unread_bytes(fd) > 0 else {
             Sys.close(fd)  // also removes it from epoll
             return
         }
@@ -38,29 +39,21 @@ struct LingeringCloses: ~Copyable {
             Sys.close(fd)
             return
         }
-        fds.append(fd)
-        deadlines.append(now &+ LingeringCloses.timeoutNs)
+        sockets.append((fd, now &+ LingeringCloses.timeoutNs))
     }
 
     /// The descriptor's epoll event: drain; close it at its end.
     mutating func ready(_ fd: CInt) {
-        guard LingeringCloses.drain(fd), let i = fds.firstIndex(of: fd) else { return }
+        guard LingeringCloses.drain(fd), let i = sockets.firstIndex(where: { $0.fd == fd }) else { return }
         Sys.close(fd)
-        fds.remove(at: i)
-        deadlines.remove(at: i)
+        sockets.remove(at: i)
     }
 
     /// Closes those past their deadline (`now` = .max: all).
     mutating func expire(now: UInt64) {
-        var i = 0
-        while i < fds.count {
-            if deadlines[i] <= now {
-                Sys.close(fds[i])
-                fds.remove(at: i)
-                deadlines.remove(at: i)
-            } else {
-                i += 1
-            }
+        while let first = sockets.first, first.deadline <= now {
+            Sys.close(first.fd)
+            sockets.removeFirst()
         }
     }
 
