@@ -67,10 +67,6 @@ final class Listener {
         }
     }
 
-    /// The binding of `loop`, if attached.
-    func binding(on loop: EventLoop) -> ListenerBinding? {
-        state.withLock { s in s.bindings.first { $0.loop === loop } }
-    }
 
     func attach(_ binding: ListenerBinding) {
         state.withLock { s in
@@ -90,42 +86,25 @@ final class Listener {
         }
     }
 
-    /// Gives an accepted connection to the next attached loop, round-robin.
-    /// Returns the binding when that loop is `loop` itself (the caller sets
-    /// the connection up directly); otherwise queues it on the target loop
-    /// under the lock, so a loop cannot detach and go away in between (its
-    /// destroy drains the queue after detaching).  With no loop attached the
-    /// connection is closed.
-    func handOut(_ fd: CInt, proto: evpl_protocol_id, from loop: EventLoop) -> ListenerBinding? {
-        state.withLock { s in
+    /// Gives an incoming connection to the next attached loop, round-robin,
+    /// and sets it up there: directly when that loop is `loop` itself;
+    /// otherwise queued on the target loop under the lock, so a loop cannot
+    /// detach and go away in between (its destroy drains the queue after
+    /// detaching).  With no loop attached the connection is closed (an RDMA
+    /// request rejected).
+    func handOut(_ connection: EventLoop.Connection, proto: evpl_protocol_id, from loop: EventLoop) {
+        let mine = state.withLock { s -> ListenerBinding? in
             guard !s.bindings.isEmpty else {
-                Sys.close(SocketAPI.forProtocol(proto), fd)
+                connection.discard(proto)
                 return nil
             }
             let b = s.bindings[s.next % s.bindings.count]
             s.next &+= 1
             if b.loop === loop { return b }
-            b.loop.handOff(EventLoop.HandOff(fd: fd, binding: b, proto: proto))
+            b.loop.handOff(EventLoop.HandOff(connection: connection, binding: b, proto: proto))
             return nil
         }
-    }
-
-    /// handOut for an RDMA connection request (its rdma_cm id): the binding
-    /// when the next loop is `loop`, otherwise queued on that loop, which
-    /// moves the id to its own event channel and accepts.  With no loop
-    /// attached the request is rejected.
-    func handOutRDMA(_ id: UnsafeMutableRawPointer, proto: evpl_protocol_id, from loop: EventLoop) -> ListenerBinding? {
-        state.withLock { s in
-            guard !s.bindings.isEmpty else {
-                RDMAConnection.refuse(id)
-                return nil
-            }
-            let b = s.bindings[s.next % s.bindings.count]
-            s.next &+= 1
-            if b.loop === loop { return b }
-            b.loop.handOff(EventLoop.HandOff(fd: -1, binding: b, proto: proto, rdmaId: id))
-            return nil
-        }
+        if let mine { loop.accept(connection, binding: mine, proto: proto) }
     }
 
     /// evpl_listener_destroy: closes the listening sockets.  With loops still
@@ -184,9 +163,7 @@ final class ListenSocket {
             }
             acceptFailing.store(false, ordering: .relaxed)
             guard let fd else { return }
-            if let mine = listener.handOut(fd, proto: proto, from: loop) {
-                TCP.accepted(fd: fd, loop: loop, binding: mine, proto: proto)
-            }
+            listener.handOut(.socket(fd), proto: proto, from: loop)
         }
     }
 }
@@ -229,9 +206,7 @@ extension ListenSocket {
     static func uringAccepted(_ object: UnsafeMutableRawPointer, _ res: Int32, more: Bool, on loop: EventLoop) {
         let socket = Unmanaged<ListenSocket>.fromOpaque(object).takeUnretainedValue()
         if res >= 0 {
-            if let mine = socket.listener.handOut(res, proto: socket.proto, from: loop) {
-                TCP.accepted(fd: res, loop: loop, binding: mine, proto: socket.proto)
-            }
+            socket.listener.handOut(.socket(res), proto: socket.proto, from: loop)
         } else if res != -ECANCELED {
             Log.debug("listener", "multishot accept: \(String(cString: strerror(-res)))")
         }

@@ -322,11 +322,24 @@ final class EventLoop {
     // MARK: Hand-offs from listeners
 
     struct HandOff {
-        let fd: CInt
+        let connection: Connection
         let binding: ListenerBinding
         let proto: evpl_protocol_id
-        /// An RDMA connection request instead of a socket: its rdma_cm id.
-        var rdmaId: UnsafeMutableRawPointer? = nil
+    }
+
+    /// An incoming connection before a loop takes it: an accepted socket, or
+    /// an RDMA connection request (its rdma_cm id).
+    enum Connection {
+        case socket(CInt)
+        case rdma(UnsafeMutableRawPointer)
+
+        /// Nobody takes it: close the socket, or reject the request.
+        func discard(_ proto: evpl_protocol_id) {
+            switch self {
+            case .socket(let fd): Sys.close(SocketAPI.forProtocol(proto), fd)
+            case .rdma(let id): RDMAConnection.refuse(id)
+            }
+        }
     }
 
     /// Any thread: queue an accepted connection for this loop and wake it.
@@ -345,19 +358,21 @@ final class EventLoop {
             return all
         }
         for h in list {
-            if let id = h.rdmaId {
-                if h.binding.attached {
-                    RDMAConnection.accept(id, binding: h.binding, proto: h.proto, on: self)
-                } else {
-                    RDMAConnection.refuse(id)  // detached meanwhile: never leak the request
-                }
-            } else if h.binding.attached {
-                TCP.accepted(fd: h.fd, loop: self, binding: h.binding, proto: h.proto)
-            } else {
-                Sys.close(SocketAPI.forProtocol(h.proto), h.fd)  // detached meanwhile: never leak the connection
+            guard h.binding.attached else {
+                h.connection.discard(h.proto)  // detached meanwhile: never leak the connection
+                continue
             }
+            accept(h.connection, binding: h.binding, proto: h.proto)
         }
         return list.count
+    }
+
+    /// Sets up a connection handed to this loop (by a listener, on its thread).
+    func accept(_ connection: Connection, binding: ListenerBinding, proto: evpl_protocol_id) {
+        switch connection {
+        case .socket(let fd): TCP.accepted(fd: fd, loop: self, binding: binding, proto: proto)
+        case .rdma(let id): RDMAConnection.accept(id, binding: binding, proto: proto, on: self)
+        }
     }
 
     // MARK: Teardown

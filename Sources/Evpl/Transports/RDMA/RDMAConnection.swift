@@ -150,14 +150,8 @@ enum RDMAConnection {
         b.rdma.sendCredits = r.window
         b.rdma.peerCredits = r.window
         if let id = b.rdma.id {
-            b.local.length = withUnsafeMutablePointer(to: &b.local.storage) { p in
-                var len: socklen_t = 0
-                return r.ops.pointee.local_addr(id, p, &len) == 0 ? len : 0
-            }
-            b.remote.length = withUnsafeMutablePointer(to: &b.remote.storage) { p in
-                var len: socklen_t = 0
-                return r.ops.pointee.peer_addr(id, p, &len) == 0 ? len : 0
-            }
+            b.local.set(from: id, peer: false, r.ops)
+            b.remote.set(from: id, peer: true, r.ops)
         }
         b.announceConnected()
         guard b.isLive else { return }
@@ -167,16 +161,14 @@ enum RDMAConnection {
     // MARK: Accepting
 
     /// A listener's channel is readable in `loop`: each request goes to the
-    /// next attached loop, round-robin (Listener.handOutRDMA).
+    /// next attached loop, round-robin (Listener.handOut).
     static func listenEvents(_ socket: ListenSocket, on loop: EventLoop) {
         guard let channel = socket.rdmaChannel else { return }
         let ops = RDMASupport.ops
         var e = cevpl_rdma_cm_event()
         while ops.pointee.get_event(channel, &e) == 0 {
             guard UInt32(bitPattern: e.type) == CEVPL_CM_CONNECT_REQUEST.rawValue, let id = e.id else { continue }
-            if let mine = socket.listener.handOutRDMA(id, proto: socket.proto, from: loop) {
-                accept(id, binding: mine, proto: socket.proto, on: loop)
-            }
+            socket.listener.handOut(.rdma(id), proto: socket.proto, from: loop)
         }
     }
 
@@ -309,5 +301,16 @@ extension Bind {
         rdma.peers.removeAll()
         rdma.senders.removeAll()
         recycle()
+    }
+}
+
+extension Address {
+    /// An rdma_cm id's local (or peer) address; unset when it has none.
+    func set(from id: UnsafeMutableRawPointer, peer: Bool, _ ops: UnsafeMutablePointer<cevpl_rdma_ops>) {
+        length = withUnsafeMutablePointer(to: &storage) { p in
+            var len: socklen_t = 0
+            let rc = peer ? ops.pointee.peer_addr(id, p, &len) : ops.pointee.local_addr(id, p, &len)
+            return rc == 0 ? len : 0
+        }
     }
 }
