@@ -2,16 +2,11 @@ import CEvplLinux
 import Glibc
 
 /// A failed system call: `errno` becomes a bind's `notify_status`.
-extension Sys {
-    /// strerror's text for an errno value.
-    static func errnoText(_ e: CInt) -> String { String(cString: strerror(e)) }
-}
-
 struct SysError: Error {
     let errno: CInt
     let call: StaticString
 
-    var description: String { "\(call): \(String(cString: strerror(errno)))" }
+    var description: String { "\(call): \(Sys.errnoText(errno))" }
 }
 
 /// The outcome of a non-blocking I/O call: EAGAIN is a result, not an error.
@@ -211,6 +206,9 @@ enum Sys {
     static func shutdownWrite(_ fd: CInt) {
         _ = Glibc.shutdown(fd, CInt(SHUT_WR))
     }
+
+    /// strerror's text for an errno value.
+    static func errnoText(_ e: CInt) -> String { String(cString: strerror(e)) }
 
     /// The monotonic clock in nanoseconds (vDSO; no system call).
     @inline(__always)
