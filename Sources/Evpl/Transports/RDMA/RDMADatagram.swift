@@ -60,10 +60,7 @@ enum RDMADatagram {
         b.rdma.datagramSize = min(mtu > 0 ? mtu : 1024, r.slotSize - Int(CEVPL_RDMA_GRH_SIZE))
         r.queuePairs.insert(qpn, b)
         b.state = .open
-        b.local.length = withUnsafeMutablePointer(to: &b.local.storage) { p in
-            var len: socklen_t = 0
-            return ops.pointee.local_addr(id, p, &len) == 0 ? len : 0
-        }
+        b.local.set(from: id, peer: false, ops)
         return b
     }
 
@@ -85,10 +82,7 @@ enum RDMADatagram {
             return
         }
         let from = Address()
-        from.length = withUnsafeMutablePointer(to: &from.storage) { p in
-            var len: socklen_t = 0
-            return ops.pointee.peer_addr(id, p, &len) == 0 ? len : 0
-        }
+        from.set(from: id, peer: true, ops)
         Address.setPort(&from.storage, port)
         b.rdma.senders[qpn] = from
         var param = RDMAConnection.connParam(r)

@@ -9,14 +9,13 @@ import Synchronization
 /// completion queues and shared receive queues (`RDMALoop`).
 enum RDMASupport {
     private struct State {
-        var ops: UnsafeMutablePointer<cevpl_rdma_ops>?
-        var devices: [RDMADevice] = []
         var reason: String? = "not loaded"
         var loaded = false
     }
 
     private static let state = Mutex(State())
-    /// Set once under the lock, read without it afterwards (like Library.config).
+    /// Set under `state`'s lock before any reader can use them (readers only
+    /// come after `unavailableReason` said yes); read without it afterwards.
     nonisolated(unsafe) private static var table: UnsafeMutablePointer<cevpl_rdma_ops>?
     nonisolated(unsafe) private static var deviceList: [RDMADevice] = []
 
@@ -40,7 +39,7 @@ enum RDMASupport {
     /// can hold RDMA objects then); later calls are ignored.
     static func useForTesting(_ ops: UnsafePointer<cevpl_rdma_ops>) {
         state.withLock { s in
-            guard s.devices.isEmpty else { return }
+            guard deviceList.isEmpty else { return }
             let t = UnsafeMutablePointer<cevpl_rdma_ops>.allocate(capacity: 1)
             t.initialize(to: ops.pointee)
             open(t, &s)
@@ -80,9 +79,7 @@ enum RDMASupport {
             }
         }
         // The list stays allocated: the contexts in it live as long as the process.
-        s.ops = t
         table = t
-        s.devices = devices
         deviceList = devices
         s.reason = devices.isEmpty ? "no RDMA device" : nil
         if devices.isEmpty {
