@@ -115,13 +115,18 @@ final class SlabAllocator {
         return state.withLock { s in
             guard let slab = mapSlab(node: node) else { return nil }
             slab.carved = slab.size  // not cut into buffers: it is the caller's
-            slab.index = s.slabs.count
-            s.slabs.append(slab)
+            record(slab, &s)
             return slab.base
         }
     }
 
     var slabs: [Slab] { state.withLock { $0.slabs } }
+
+    /// Adds a new slab to the list; its index is its position there.
+    private func record(_ slab: Slab, _ s: inout State) {
+        slab.index = s.slabs.count
+        s.slabs.append(slab)
+    }
 
     private func pop(_ s: inout State, _ node: Int) -> Buffer? {
         guard let top = s.free[node] else { return nil }
@@ -135,8 +140,7 @@ final class SlabAllocator {
         var slab = s.carving[node]
         if slab == nil || slab!.carved + bufferSize > slab!.size {
             guard let fresh = mapSlab(node: node) else { return nil }
-            fresh.index = s.slabs.count
-            s.slabs.append(fresh)
+            record(fresh, &s)
             s.carving[node] = fresh
             slab = fresh
         }
